@@ -77,6 +77,7 @@ class Checked:
 
     result: ExtractResult
     checks: list[Check]
+    ctx: CheckContext
     frame: pl.DataFrame | None  # text columns, `__v` typed columns and one flag per check
 
 
@@ -131,7 +132,7 @@ def run_extract(
     if not files:
         if problems:
             _fail(result, problems)
-        return Checked(result, checks, None)
+        return Checked(result, checks, ctx, None)
     if len(files) > 1:
         problems.append(
             FileProblem(
@@ -159,7 +160,7 @@ def run_extract(
         frames.append(f)
     if not frames:
         _fail(result, problems)
-        return Checked(result, checks, None)
+        return Checked(result, checks, ctx, None)
     raw = pl.concat(frames, how="diagonal") if len(frames) > 1 else frames[0]
     received = raw.height
     result.rows_received = received
@@ -221,7 +222,7 @@ def run_extract(
         _write(staging_frame(accepted_frame, contract), staging_path)
         result.staging_path = str(staging_path)
     assert result.rows_received == result.rows_accepted + result.rows_quarantined
-    return Checked(result, checks, checked if keep_frame else None)
+    return Checked(result, checks, ctx, checked if keep_frame else None)
 
 
 def _fail(result: ExtractResult, problems: list[FileProblem]) -> None:

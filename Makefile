@@ -1,0 +1,48 @@
+# Two commands on a fresh machine with Python 3.11: `make demo` and `make test`.
+# Each creates .venv from the project's own files (requirements.lock + pyproject.toml).
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3.11
+# this machine's pip configuration names local mirrors that may be absent: drop that noise only
+QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= out/demo
+LANDING ?= $(OUT)/landing
+QUARTERS ?= 2026Q3
+
+.PHONY: venv test lint demo ui bench lock clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock $(QUIET_PIP)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e . $(QUIET_PIP)
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest -q
+
+demo: $(STAMP)
+	$(BIN)/python -m pipelines.demo --out $(OUT) --quarters $(QUARTERS)
+
+ui: $(STAMP)
+	SAFETYNET_LANDING=$(abspath $(LANDING)) SAFETYNET_OUT=$(abspath $(OUT)) \
+	  DAGSTER_HOME=$(abspath $(OUT))/.dagster $(BIN)/dagster dev -w workspace.yaml
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.gate
+
+lock: $(STAMP)
+	echo '# The whole dependency tree as tested (Python 3.11, linux x86_64). Regenerate with `make lock`.' > requirements.lock.new
+	$(BIN)/pip freeze --exclude-editable | grep -v '^safetynet' >> requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

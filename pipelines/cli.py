@@ -1,0 +1,83 @@
+"""`safetynet` — the command line that schedulers and scripts rely on (spec README)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipelines.quarters import Quarter, parse_quarter_list
+
+
+def run(
+    landing: Path, out: Path, quarters: list[Quarter], *, echo=print, log_level: str = "WARNING"
+) -> int:
+    """Materialise the quarterly job through Dagster, in-process, quarter by quarter in order.
+
+    Works without DAGSTER_HOME: the instance lives under `<out>/.dagster`. Returns 0 unless a
+    quarter could not be processed at all (its registry or roster failed)."""
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    from pipelines import quality
+    from pipelines.definitions import JOB_NAME, build_definitions
+
+    landing, out = landing.resolve(), out.resolve()
+    if not landing.is_dir():
+        echo(f"safetynet: landing folder {landing} does not exist")
+        return 2
+    home = out / ".dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    defs = build_definitions(landing, out)
+    job = defs.resolve_job_def(JOB_NAME)
+    unprocessed = []
+    try:
+        for quarter in quarters:
+            q = str(quarter)
+            if not (landing / q).is_dir():
+                echo(f"{q}: no landing folder {landing / q}; every extract is MISSING")
+            result = job.execute_in_process(
+                partition_key=q,
+                instance=instance,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
+            results = quality.load_results(out, q)
+            echo(f"\n== {q} ({'run succeeded' if result.success else 'run FAILED'}) ==")
+            echo(quality.reconciliation_text(results))
+            core = quality.core_failures(results)
+            if core or not result.success:
+                unprocessed.append(q)
+                why = ", ".join(core) or "a step failed; see the Dagster run log"
+                echo(f"{q}: could not be processed: {why} did not pass")
+    finally:
+        instance.dispose()
+    echo(f"\noutputs: {out}  (Data Docs: {out / 'data_docs' / 'index.html'})")
+    return 1 if unprocessed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="safetynet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run the quarterly job for each quarter, in order")
+    p_run.add_argument("--landing", type=Path, required=True, help="landing folder (extracts.md)")
+    p_run.add_argument("--out", type=Path, required=True, help="output folder")
+    p_run.add_argument(
+        "--quarters", required=True, help="e.g. 2025Q4,2026Q1 or a range 2025Q4..2026Q3"
+    )
+    p_run.add_argument(
+        "--log-level", default="WARNING", help="Dagster console log level (default WARNING)"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        try:
+            quarters = parse_quarter_list(args.quarters)
+        except ValueError as e:
+            parser.error(str(e))
+        return run(args.landing, args.out, quarters, log_level=args.log_level)
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

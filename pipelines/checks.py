@@ -26,9 +26,11 @@ _DATE_PATTERNS = {
     "YYYY-MM-DD": (r"^\d{4}-\d{2}-\d{2}$", "%Y-%m-%d"),
     "YYYYMMDD": (r"^\d{8}$", "%Y%m%d"),
 }
-MONEY_PATTERN = r"^\d{1,15}(\.\d{1,2})?$"
-DECIMAL_PATTERN = r"^-?\d{1,15}(\.\d+)?$"
-INT_PATTERN = r"^[-+]?\d{1,18}$"
+# ASCII digits only: `\d` also matches full-width and other Unicode digits, which the casts
+# below reject, so the pattern alone (GE's regex expectation) would accept what the gate does not.
+MONEY_PATTERN = r"^[0-9]{1,15}(?:\.[0-9]{1,2})?$"
+DECIMAL_PATTERN = r"^-?[0-9]{1,15}(?:\.[0-9]+)?$"
+INT_PATTERN = r"^[-+]?[0-9]{1,18}$"
 MONTH_PATTERN = r"^\d{4}-\d{2}$"
 BOOL_TRUE = ("TRUE", "1", "Y", "是")
 BOOL_FALSE = ("FALSE", "0", "N", "否")

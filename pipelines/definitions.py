@@ -269,7 +269,6 @@ def build_definitions(landing: str | os.PathLike, out: str | os.PathLike) -> Def
     keys = [extract_key(c) for c in extract_contracts()]
     job = define_asset_job(
         JOB_NAME,
-        partitions_def=QUARTERS,
         executor_def=in_process_executor,  # one writer; Polars uses both cores itself
         description="The quarterly comparison: every extract through its contract, then the "
         "quarter's accounting.",

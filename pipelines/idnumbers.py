@@ -34,11 +34,12 @@ def normalise(raw: pl.Expr) -> pl.Expr:
     is returned trimmed and upper-cased, for the format check to reject."""
     s = raw.str.strip_chars().str.to_uppercase()
     body = s.str.slice(0, 6) + pl.lit("19") + s.str.slice(6, 9)
-    return pl.when(s.str.contains(r"^\d{15}$")).then(body + check_character(body)).otherwise(s)
+    # ASCII digits only: `\d` also matches full-width digits (typed in a Chinese input mode)
+    return pl.when(s.str.contains(r"^[0-9]{15}$")).then(body + check_character(body)).otherwise(s)
 
 
 def is_well_formed(norm: pl.Expr) -> pl.Expr:
-    return norm.str.contains(r"^\d{17}[\dX]$")
+    return norm.str.contains(r"^[0-9]{17}[0-9X]$")
 
 
 def birth_date(norm: pl.Expr) -> pl.Expr:
@@ -93,3 +94,8 @@ def mask_expr(col: pl.Expr) -> pl.Expr:
 def scrub(text: str) -> str:
     """Mask anything in free text that looks like a 15- or 18-character identity number."""
     return _ID_LIKE.sub(lambda m: mask(m.group(0)) or "", text)
+
+
+def normalise_text(value: str) -> str:
+    """`normalise` for one value (tests and tools; the gate works on whole columns)."""
+    return pl.select(normalise(pl.lit(value, dtype=pl.String))).item()

@@ -161,15 +161,16 @@ def read_file(path: Path, contract: Contract, department: str) -> ReadFile:
     fmt = FORMATS[path.suffix.lower()]
     read = ReadFile(path, fmt)
     where = f"{department}/{path.name}"
+    date_cells: set[int] = set()  # columns holding typed date cells
     try:
         if fmt == "csv":
             headers, frame = _read_csv(path, read, where)
         elif fmt == "parquet":
             read.sha256 = sha256_of(path)
-            headers, frame = _read_parquet(path)
+            headers, frame, date_cells = _read_parquet(path)
         else:
             read.sha256 = sha256_of(path)
-            headers, frame = _read_xlsx(path)
+            headers, frame, date_cells = _read_xlsx(path, where)
     except _Unreadable as e:
         read.problems.append(e.problem)
         return read
@@ -181,8 +182,25 @@ def read_file(path: Path, contract: Contract, department: str) -> ReadFile:
             )
         )
         return read
+    frame = _months_from_date_cells(frame, headers, date_cells, contract)
     _map_headers(read, headers, frame, contract, where)
     return read
+
+
+def _months_from_date_cells(
+    frame: pl.DataFrame, headers: list[str], date_cells: set[int], contract: Contract
+) -> pl.DataFrame:
+    """A month column sent as date cells holds the month of its first day: Excel turns a typed
+    `2026-07` into the date 2026-07-01, and a typed month is a date on the first. Checked by the
+    value it holds (extracts.md §2), that is the month `2026-07`; any other day stays a date,
+    which is not a month."""
+    accepted = contract.header_map()
+    months = []
+    for i in sorted(date_cells):
+        canonical = accepted.get(headers[i].replace("\ufeff", "").strip())
+        if canonical and contract.column(canonical).value_type == "month":
+            months.append(pl.col(f"__c{i}").str.replace(r"^([0-9]{4}-[0-9]{2})-01$", "${1}"))
+    return frame.with_columns(months) if months else frame
 
 
 class _Unreadable(Exception):
@@ -292,14 +310,18 @@ def _read_csv(path: Path, read: ReadFile, where: str) -> tuple[list[str], pl.Dat
     finally:
         if source != path:
             source.unlink(missing_ok=True)
-    return headers, frame
+    # like an empty Excel row, a line without a single value (the blank line many exports end
+    # with) is not a data row: it would otherwise be counted, quarantined and fail the manifest
+    return headers, frame.filter(~pl.all_horizontal(pl.all().is_null()))
 
 
 def _read_csv_tolerant(
     source: Path, headers: list[str], read: ReadFile, where: str
 ) -> pl.DataFrame:
     """The slow path for a malformed CSV: keep every row that can be read (so the accounting
-    loses nothing) and fail the file naming the first row whose field count is wrong."""
+    loses nothing) and fail the file naming the first row with more fields than the header.
+    A row with fewer fields reads its missing fields as empty, as the fast path does (Excel
+    drops trailing empty cells): a missing required value quarantines the row on its own."""
     rows: list[list[str | None]] = []
     first_bad: tuple[int, int] | None = None
     width = len(headers)
@@ -307,7 +329,9 @@ def _read_csv_tolerant(
         reader = csv.reader(f)
         next(reader, None)
         for n, row in enumerate(reader, start=1):
-            if len(row) != width and first_bad is None:
+            if not any(row):
+                continue  # no value at all: not a data row (see _read_csv)
+            if len(row) > width and first_bad is None:
                 first_bad = (n, len(row))
             rows.append((row + [None] * width)[:width])
     if first_bad:
@@ -322,11 +346,16 @@ def _read_csv_tolerant(
     return pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String), orient="row")
 
 
-def _read_parquet(path: Path) -> tuple[list[str], pl.DataFrame]:
+def _read_parquet(path: Path) -> tuple[list[str], pl.DataFrame, set[int]]:
     frame = pl.read_parquet(path)
     headers = list(frame.columns)
+    dates = {
+        i
+        for i, dtype in enumerate(frame.dtypes)
+        if dtype == pl.Date or isinstance(dtype, pl.Datetime)
+    }
     frame = frame.select([_as_text(frame[c]).alias(f"__c{i}") for i, c in enumerate(frame.columns)])
-    return headers, frame
+    return headers, frame, dates
 
 
 def _as_text(s: pl.Series) -> pl.Series:
@@ -349,6 +378,9 @@ def _as_text(s: pl.Series) -> pl.Series:
         )
     if dtype.is_float():
         return pl.Series(s.name, [_cell_text(v) for v in s.to_list()], dtype=pl.String)
+    if isinstance(dtype, pl.Decimal):
+        # by the value it holds: a DECIMAL(18,4) 1234.5000 is 1234.5, not four decimals
+        return s.cast(pl.String).str.replace(r"(\.[0-9]*?)0+$", "${1}").str.strip_suffix(".")
     if dtype == pl.Boolean:
         return s.cast(pl.String).str.to_lowercase()
     return s.cast(pl.String)
@@ -363,17 +395,21 @@ def _cell_text(v: object) -> str | None:
     if isinstance(v, float):
         if v != v:  # NaN
             return None
-        return str(int(v)) if v.is_integer() and abs(v) < 1e18 else repr(v)
+        if v.is_integer() and abs(v) < 1e18:
+            return str(int(v))
+        # a binary float holds an approximation: read it at the 15 significant digits Excel
+        # shows, so a computed 1234.5600000000002 is 1234.56 (and 12.345 stays 12.345)
+        return format(decimal.Decimal(format(v, ".15g")), "f")
     if isinstance(v, dt.datetime):
         return v.strftime("%Y-%m-%d") if v.time() == dt.time(0) else v.isoformat(sep=" ")
     if isinstance(v, dt.date):
         return v.isoformat()
     if isinstance(v, decimal.Decimal):
-        return format(v, "f")
+        return format(v.normalize(), "f")
     return str(v)
 
 
-def _read_xlsx(path: Path) -> tuple[list[str], pl.DataFrame]:
+def _read_xlsx(path: Path, where: str) -> tuple[list[str], pl.DataFrame, set[int]]:
     from openpyxl import load_workbook
 
     wb = load_workbook(path, read_only=True, data_only=True)
@@ -382,13 +418,15 @@ def _read_xlsx(path: Path) -> tuple[list[str], pl.DataFrame]:
         rows = ws.iter_rows(values_only=True)
         header_row = next(rows, None)
         if header_row is None:
-            raise _Unreadable(FileProblem("file.unreadable", f"{path.name}: empty first sheet"))
+            raise _Unreadable(FileProblem("file.unreadable", f"{where}: empty first sheet"))
         headers = ["" if h is None else str(h) for h in header_row]
         while headers and headers[-1] == "":
             headers.pop()
         width = len(headers)
         data = []
+        dates: set[int] = set()
         for row in rows:
+            dates.update(i for i, v in enumerate(row[:width]) if isinstance(v, dt.date))
             cells = [_cell_text(v) for v in row[:width]]
             if all(c is None or c == "" for c in cells):
                 continue  # Excel keeps formatted empty rows; they carry no data
@@ -396,7 +434,8 @@ def _read_xlsx(path: Path) -> tuple[list[str], pl.DataFrame]:
     finally:
         wb.close()
     columns = [f"__c{i}" for i in range(width)]
-    return headers, pl.DataFrame(data, schema=dict.fromkeys(columns, pl.String), orient="row")
+    frame = pl.DataFrame(data, schema=dict.fromkeys(columns, pl.String), orient="row")
+    return headers, frame, dates
 
 
 def _map_headers(

@@ -1,0 +1,98 @@
+"""The Dagster graph loads, and one quarter runs end to end through `safetynet run`."""
+
+from pathlib import Path
+
+import polars as pl
+from dagster import AssetCheckKey, AssetKey, DagsterInstance
+from dagster._core.instance.ref import InstanceRef
+from stdnum.cn import ric
+
+from pipelines import cli
+from pipelines.contracts import extract_contracts
+from pipelines.definitions import JOB_NAME, QUARTERS, build_definitions
+from pipelines.quarters import Quarter
+
+
+def _id(prefix: str, birth: str, seq: int) -> str:
+    body = f"{prefix}{birth}{seq:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def _residents(n: int) -> str:
+    lines = [
+        "id_number,name,gender,birth_date,hukou_no,relation,county_code,residence_type,status,status_date"
+    ]
+    for i in range(n):
+        number = _id("350102", f"19{50 + i % 40:02d}0101", 100 + i)
+        gender = "M" if int(number[16]) % 2 else "F"
+        birth = f"19{50 + i % 40:02d}-01-01"
+        relation = "HEAD" if i % 3 == 0 else "CHILD"
+        lines.append(f"{number},测试{i},{gender},{birth},H{i // 3},{relation},350102,URBAN,ACTIVE,")
+    return "\n".join(lines) + "\n"
+
+
+def test_definitions_load_with_every_extract_and_its_check(tmp_path):
+    defs = build_definitions(tmp_path / "landing", tmp_path / "out")
+    job = defs.resolve_job_def(JOB_NAME)
+    assert job.partitions_def == QUARTERS
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    for c in extract_contracts():
+        assert f"{c.department}/{c.extract}" in keys
+    assert {"gate/feedback", "gate/extract_quality"} <= keys
+    checks = {(k.asset_key, k.name) for k in graph.asset_check_keys}
+    assert len(checks) == len(extract_contracts()) == 20
+    assert (AssetKey(["mps", "residents"]), "contract") in checks
+    assert "2026Q3" in QUARTERS.get_partition_keys()
+
+
+def test_a_broken_secondary_extract_fails_its_check_but_not_the_quarter(tmp_path, capsys):
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    mps = landing / "2026Q3" / "mps"
+    mps.mkdir(parents=True)
+    (mps / "residents.csv").write_text(_residents(30), encoding="utf-8")
+    # vehicles lacks a column: a file-level failure of a secondary extract
+    (mps / "vehicles.csv").write_text("vehicle_id,id_number\nV1,x\n", encoding="utf-8")
+
+    code = cli.run(landing, out, [Quarter.parse("2026Q3")])
+
+    quality = pl.read_parquet(out / "2026Q3" / "tables" / "extract_quality.parquet")
+    status = {(r["department"], r["extract"]): r for r in quality.iter_rows(named=True)}
+    assert status[("mps", "residents")]["status"] == "PASSED"
+    assert status[("mps", "residents")]["rows_accepted"] == 30
+    assert status[("mps", "vehicles")]["status"] == "FAILED"
+    assert "vehicle_class is missing" in status[("mps", "vehicles")]["failure_reasons"]
+    assert status[("moe", "students")]["status"] == "MISSING"
+    assert len(quality) == 20
+    # the roster is missing, so the quarter cannot be processed: non-zero exit
+    assert code == 1
+    printed = capsys.readouterr().out
+    assert "mca/assistance_roster did not pass" in printed
+
+    # the failed contract is a failed asset check, and the asset is still materialised
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(out / ".dagster")))
+    try:
+        vehicles = AssetKey(["mps", "vehicles"])
+        assert instance.get_latest_materialization_event(vehicles) is not None
+        executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [AssetCheckKey(vehicles, "contract")]
+        )
+        (execution,) = executions.values()
+        assert execution.status.value == "FAILED"
+    finally:
+        instance.dispose()
+
+
+def test_rerunning_a_quarter_gives_the_same_tables(tmp_path):
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    mps = landing / "2026Q3" / "mps"
+    mps.mkdir(parents=True)
+    (mps / "residents.csv").write_text(_residents(12), encoding="utf-8")
+    quarter = Quarter.parse("2026Q3")
+    cli.run(landing, out, [quarter])
+    first = pl.read_parquet(out / "2026Q3" / "tables" / "extract_quality.parquet")
+    staged = pl.read_parquet(out / "2026Q3" / "staging" / "mps" / "residents.parquet")
+    cli.run(landing, out, [quarter])
+    assert pl.read_parquet(out / "2026Q3" / "tables" / "extract_quality.parquet").equals(first)
+    assert pl.read_parquet(out / "2026Q3" / "staging" / "mps" / "residents.parquet").equals(staged)
+    assert Path(out / "2026Q3" / "staging" / "mps" / "residents.parquet").exists()

@@ -86,7 +86,13 @@ def _gate_one(
             from pipelines import expectations
 
             ge = expectations.validate(
-                out, contract, quarter, checked.frame, checked.ctx, checked.checks
+                out,
+                contract,
+                quarter,
+                checked.frame,
+                checked.ctx,
+                checked.checks,
+                department=department,
             )
         del checked
     except Exception as e:  # noqa: BLE001 - one extract must never stop the quarter

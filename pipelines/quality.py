@@ -123,4 +123,7 @@ def reconciliation_text(results: list[ExtractResult]) -> str:
     ]
     lines.append("-" * len(header))
     lines.append(f"{'total':<40} {'':<8} {total[0]:>10,} {total[1]:>10,} {total[2]:>11,}")
+    for r in results:
+        for message in r.failure_reasons:
+            lines.append(f"  {r.status} {r.department}/{r.extract}: {message}")
     return "\n".join(lines)

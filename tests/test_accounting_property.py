@@ -9,7 +9,13 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from factories import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipelines import gate
+from pipelines.checks import CheckContext, compile_checks
+from pipelines.contracts import all_contracts
+from pipelines.samples import (
     QUARTER,
     CannotPlant,
     make_rows,
@@ -18,12 +24,6 @@ from factories import (
     warning_keys,
     write_extract,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from pipelines import gate
-from pipelines.checks import CheckContext, compile_checks
-from pipelines.contracts import all_contracts
 
 CONTRACTS = sorted(all_contracts().values(), key=lambda c: c.name)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from factories import (
+
+from pipelines import gate
+from pipelines.checks import CheckContext, compile_checks
+from pipelines.samples import (
     QUARTER,
     contract_named,
     extract_path,
@@ -16,9 +19,6 @@ from factories import (
     write_extract,
     write_manifest,
 )
-
-from pipelines import gate
-from pipelines.checks import CheckContext, compile_checks
 
 ENROLLMENTS = "nhsa.enrollments"
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from factories import (
+
+from pipelines import gate
+from pipelines.checks import CheckContext, compile_checks
+from pipelines.contracts import Contract, all_contracts
+from pipelines.samples import (
     QUARTER,
     make_rows,
     plant,
@@ -15,10 +19,6 @@ from factories import (
     warning_keys,
     write_extract,
 )
-
-from pipelines import gate
-from pipelines.checks import CheckContext, compile_checks
-from pipelines.contracts import Contract, all_contracts
 
 ROWS = 100  # a case of four is 4 %: under the 5 % limit
 KEYS = warning_keys(ROWS, seed=7)

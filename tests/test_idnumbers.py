@@ -7,10 +7,10 @@ import datetime as dt
 import random
 
 import polars as pl
-from factories import check_character, id_number
 from stdnum.cn import ric
 
 from pipelines import idnumbers
+from pipelines.samples import check_character, id_number
 
 
 def _column(values: list[str | None]) -> pl.DataFrame:

@@ -17,10 +17,10 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
-from factories import contract_named, make_rows, plant, write_extract
 
 from pipelines import checks, cli, idnumbers
 from pipelines.quarters import Quarter
+from pipelines.samples import contract_named, make_rows, plant, write_extract
 
 QUARTER = Quarter(2026, 3)
 ALLOWED = ("staging", "quarantine")  # the two places personal data is meant to be

@@ -11,7 +11,9 @@ from pathlib import Path
 import openpyxl
 import polars as pl
 import pytest
-from factories import (
+
+from pipelines import gate
+from pipelines.samples import (
     QUARTER,
     contract_named,
     extract_path,
@@ -20,8 +22,6 @@ from factories import (
     run_gate,
     write_extract,
 )
-
-from pipelines import gate
 
 ROWS = 200  # up to ten odd values per file stay under the 5 % limit
 

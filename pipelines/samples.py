@@ -1,4 +1,4 @@
-"""Test extracts built from the data contracts themselves.
+"""Sample extracts built from the data contracts themselves (tests and the demo).
 
 `make_rows` gives valid rows (the text a department would send) for any contract, reading each
 column's `valueType` and rules: identity numbers with the right check character, gender and

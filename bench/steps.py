@@ -1,0 +1,116 @@
+"""The measured steps, each run in its own process by `bench.measure.run_step`:
+
+    python -m bench.steps floor '{"csv": ..., "events": ..., "result": ...}'
+    python -m bench.steps gate  '{"landing": ..., "out": ..., "quarter": ..., ...}'
+
+`floor`: DuckDB counting the file's rows, every column as text — the least any reader can do.
+`gate`: the real `pipelines.gate.run_extract`, unchanged; its pieces (read, encoding check,
+polars read, header mapping, evaluation, split, reasons, writes) are wrapped only to record when
+each starts and ends and the RSS at those moments.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench.measure import Tracer, proc_status
+
+
+def floor(args: dict, tracer: Tracer) -> dict:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
+    t0 = time.perf_counter()
+    (count,) = tracer.span(
+        "duckdb count(*)",
+        lambda: con.execute(
+            "select count(*) from read_csv(?, all_varchar = true)", [args["csv"]]
+        ).fetchone(),
+    )
+    seconds = time.perf_counter() - t0
+    return {"rows": count, "seconds": seconds, "threads": _duckdb_threads(con)}
+
+
+def _duckdb_threads(con) -> int:
+    return int(con.execute("select current_setting('threads')").fetchone()[0])
+
+
+def gate(args: dict, tracer: Tracer) -> dict:
+    import polars as pl
+
+    from pipelines import gate as gate_mod
+    from pipelines import ingest
+    from pipelines.contracts import all_contracts
+    from pipelines.quarters import Quarter
+
+    contract = all_contracts()[("mps", "residents")]
+    quarter = Quarter.parse(args["quarter"])
+
+    tracer.wrap(ingest, "read_file", "read (ingest.read_file)")
+    tracer.wrap(ingest, "detect_encoding", "encoding check + sha256 (Python, 1 pass)")
+    tracer.wrap(pl, "read_csv", "pl.read_csv (all text)")
+    tracer.wrap(ingest, "_map_headers", "map headers + row_number")
+    tracer.wrap(gate_mod, "evaluate", "evaluate: build lazy plan")
+    tracer.wrap(pl.LazyFrame, "collect", "evaluate: collect (__v + check flags)", top_only=True)
+    tracer.wrap(pl.DataFrame, "filter", "split: DataFrame.filter", top_only=True)
+    tracer.wrap(pl.DataFrame, "with_columns", "split: reasons list", top_only=True)
+    tracer.wrap(gate_mod, "_count_reasons", "count reasons + examples")
+    tracer.wrap(gate_mod, "_as_received", "quarantine frame as received")
+    tracer.wrap(gate_mod, "staging_frame", "staging frame (typed)")
+    tracer.wrap(
+        gate_mod,
+        "_write",
+        lambda frame, path: f"write {Path(path).parts[-3]} parquet ({frame.height:,} rows)",
+    )
+
+    t0 = time.perf_counter()
+    checked = tracer.span(
+        "run_extract",
+        gate_mod.run_extract,
+        contract,
+        Path(args["landing"]),
+        Path(args["out"]),
+        quarter,
+    )
+    seconds = time.perf_counter() - t0
+    r = checked.result
+    outputs = {
+        name: Path(p).stat().st_size
+        for name, p in (("staging", r.staging_path), ("quarantine", r.quarantine_path))
+        if p
+    }
+    return {
+        "seconds": seconds,
+        "status": r.status,
+        "failure_reasons": r.failure_reasons,
+        "encoding": r.encoding,
+        "rows_received": r.rows_received,
+        "rows_accepted": r.rows_accepted,
+        "rows_quarantined": r.rows_quarantined,
+        "reason_rows": r.reason_rows,
+        "output_bytes": outputs,
+        "polars_threads": pl.thread_pool_size(),
+        "untraced": tracer.missing,
+    }
+
+
+STEPS = {"floor": floor, "gate": gate}
+
+
+def main(argv: list[str]) -> int:
+    step, raw = argv
+    args = json.loads(raw)
+    tracer = Tracer(Path(args["events"]))
+    out = STEPS[step](args, tracer)
+    status = proc_status()
+    out |= {"vm_hwm": status.get("VmHWM"), "vm_rss_end": status.get("VmRSS")}
+    Path(args["result"]).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

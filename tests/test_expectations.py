@@ -1,0 +1,715 @@
+"""The Great Expectations suite and the gate agree row for row (pipelines/expectations.py).
+
+Files with planted errors go through the gate (`gate.run_extract`), then through GE with
+COMPLETE results; for every check, the rows GE finds unexpected are exactly the rows the gate
+flags. The stored results and Data Docs carry no identity number and no name.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import fcntl
+import json
+import random
+import threading
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+import pytest
+from stdnum.cn import ric
+
+from pipelines import contracts, expectations, gate, gbt2260
+from pipelines import samples as factories
+from pipelines.checks import CheckContext, compile_checks
+from pipelines.quarters import Quarter
+
+QUARTER = Quarter.parse("2026Q3")
+COMPLETE = {"result_format": "COMPLETE"}
+COUNTIES = sorted(gbt2260.county_codes_in_force(2026))
+ROUTED = frozenset(f"W-2026Q3-{i:04d}" for i in range(1, 40))
+
+
+def ident(county: str, born: dt.date | str, seq: int) -> str:
+    """An 18-character identity number with the right check character (stdnum's
+    `calc_check_digit` reads the number with a check character in place, ignoring it)."""
+    born = born if isinstance(born, str) else born.strftime("%Y%m%d")
+    body = f"{county}{born}{seq:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def ident_with_x(county: str, born: dt.date) -> str:
+    for seq in range(1, 999):
+        number = ident(county, born, seq)
+        if number.endswith("X"):
+            return number
+    raise AssertionError("no sequence gives X")  # pragma: no cover
+
+
+def person(i: int) -> tuple[str, dt.date, str]:
+    """(identity number, birth date, gender) of the i-th synthetic person."""
+    born = dt.date(1950, 1, 1) + dt.timedelta(days=173 * i)
+    seq = 100 + i
+    return ident(COUNTIES[i % len(COUNTIES)], born, seq), born, "M" if seq % 2 else "F"
+
+
+def write(landing: Path, dept: str, extract: str, header: list[str], rows: list[list]) -> None:
+    folder = landing / str(QUARTER) / dept
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"{extract}.csv").open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+# --- planted files --------------------------------------------------------------------------
+
+
+def residents() -> tuple[list[str], list[list], set[str]]:
+    header = [
+        "id_number",
+        "name",
+        "gender",
+        "birth_date",
+        "hukou_no",
+        "relation",
+        "county_code",
+        "residence_type",
+        "status",
+        "status_date",
+    ]
+    rows = []
+    for i in range(60):
+        number, born, gender = person(i)
+        date = born.isoformat() if i % 3 else born.strftime("%Y%m%d")  # both formats allowed
+        rows.append(
+            [number, f"林秀英{i:03d}", gender, date, f"H{i:05d}", "HEAD", number[:6], "URBAN"]
+            + ["ACTIVE", ""]
+        )
+
+    def planted(**values) -> None:
+        number, born, gender = person(len(rows))
+        row = dict(zip(header, rows[0], strict=True))
+        row.update(
+            id_number=number,
+            name=f"郑planted{len(rows):03d}",
+            gender=gender,
+            birth_date=born.isoformat(),
+            county_code=number[:6],
+        )
+        row.update(values)
+        rows.append([row[h] for h in header])
+
+    good18, good_born, good_gender = person(7)
+    planted(id_number="35010219800101")  # format
+    planted(id_number=ident("350102", "19800101", 123)[:17] + "0")  # check character (unless 0)
+    planted(id_number=ident("350102", "19800101", 124)[:17] + "1")
+    planted(id_number=ident("350102", "19800230", 125), birth_date="1980-02-28")  # birth_date
+    planted(id_number=ident("350102", "20270105", 127), birth_date="2027-01-05")  # after E
+    planted(id_number=ident("359999", "19800101", 129), birth_date="1980-01-01")  # address code
+    planted(id_number="350102800101131", birth_date="19800101", gender="M")  # 15 digits: fine
+    x = ident_with_x("350103", dt.date(1975, 5, 5))
+    planted(id_number=x.lower(), birth_date="1975-05-05", gender="M" if int(x[16]) % 2 else "F")
+    # the same person sent twice: first-generation 15-digit number and its 18-digit upgrade
+    fifteen = good18[:6] + good18[8:17]
+    planted(id_number=fifteen, birth_date=good_born.isoformat(), gender=good_gender)
+    planted(name="")  # name.required
+    planted(gender="Q")  # gender.codes
+    planted(gender=" m ")  # upper-cased and trimmed: may disagree with the number only
+    n, _, g = person(len(rows))
+    planted(gender="F" if g == "M" else "M")  # gender.disagrees_with_id
+    planted(birth_date="1980-13-01")  # invalid_date
+    planted(birth_date="1901-01-01")  # disagrees_with_id
+    planted(relation="BOSS")
+    planted(relation=" child ")
+    planted(county_code="350199")  # not a county in force
+    planted(county_code="")
+    planted(residence_type="")
+    planted(status="DECEASED", status_date="")  # status_date.required_unless_active
+    planted(status="MOVED_OUT", status_date="2026-12-01")  # after the quarter end
+    planted(status="MOVED_OUT", status_date="2026-02-30")  # invalid_date
+    planted(status="UNKNOWN", status_date="")  # status.codes only
+    planted(hukou_no="   ")
+    wanted = {
+        "id_number.format",
+        "id_number.check_character",
+        "id_number.birth_date",
+        "id_number.address_code",
+        "duplicate_key",
+        "name.required",
+        "gender.codes",
+        "gender.disagrees_with_id",
+        "birth_date.invalid_date",
+        "birth_date.disagrees_with_id",
+        "relation.codes",
+        "county_code.invalid_county",
+        "county_code.required",
+        "residence_type.required",
+        "status.codes",
+        "status_date.required_unless_active",
+        "status_date.after_quarter_end",
+        "status_date.invalid_date",
+        "hukou_no.required",
+    }
+    return header, rows, wanted
+
+
+def assistance_roster() -> tuple[list[str], list[list], set[str]]:
+    header = [
+        "id_number",
+        "name",
+        "case_id",
+        "relation",
+        "county_code",
+        "program",
+        "single_person",
+        "start_date",
+        "gradual_exit_until",
+        "monthly_benefit",
+        "other_income_monthly",
+    ]
+    rows = []
+    for i in range(60):
+        number, _, _ = person(100 + i)
+        case = f"C{i // 2:04d}"
+        rows.append(
+            [number, f"王建国{i:03d}", case, "HEAD" if i % 2 == 0 else "SPOUSE", "350102"]
+            + ["DIBAO", "否", "2025-03-01" if i % 4 else "20250301", "", "650.00", "0"]
+        )
+    col = {h: i for i, h in enumerate(header)}
+
+    def set_(row: int, **values) -> None:
+        for k, v in values.items():
+            rows[row][col[k]] = v
+
+    set_(0, program="TEKUN")  # case C0000 disagrees on program: rows 0 and 1
+    set_(2, program="dibao")  # upper-cased: agrees
+    set_(4, program="DIBOA")  # a typo: program.codes on row 4 only, case C0002 agrees
+    set_(6, county_code="350103")  # case C0003 disagrees on county
+    set_(8, single_person="是")  # case C0004 disagrees on single_person
+    set_(10, single_person="maybe")  # invalid_bool; C0005 agrees on its valid values
+    set_(12, start_date="2026-10-01")
+    set_(14, gradual_exit_until="2026-99-01")
+    set_(16, monthly_benefit="650.555")
+    set_(18, monthly_benefit="-5")
+    set_(20, monthly_benefit="６５０")  # full-width digits are not an amount
+    set_(22, other_income_monthly="")
+    set_(24, case_id="")  # no case: never in disagreement
+    set_(26, relation="BOSS")
+    wanted = {
+        "case_id.case_disagreement",
+        "program.codes",
+        "single_person.invalid_bool",
+        "start_date.after_quarter_end",
+        "gradual_exit_until.invalid_date",
+        "monthly_benefit.invalid_money",
+        "other_income_monthly.required",
+        "case_id.required",
+        "relation.codes",
+    }
+    return header, rows, wanted
+
+
+def settlements() -> tuple[list[str], list[list], set[str]]:
+    header = [
+        "settlement_id",
+        "id_number",
+        "settled_on",
+        "visit_type",
+        "total_cost",
+        "basic_fund_paid",
+        "critical_illness_paid",
+        "medical_assistance_paid",
+        "out_of_pocket",
+    ]
+    rows = []
+    for i in range(60):
+        number, _, _ = person(200 + i)
+        rows.append(
+            [f"S{i:05d}", number, "2026-08-15", "INPATIENT"]
+            + ["1000.00", "600.00", "200.00", "100.00", "100.00"]
+        )
+    rows[1][4] = "1001.00"  # sum mismatch by a yuan
+    rows[2][4] = "1000.01"  # a cent: within the tolerance
+    rows[3][4] = "1000.02"  # two cents: mismatch
+    rows[4][8] = ""  # a part missing: required, no sum check
+    rows[5][2] = "2026-06-30"  # outside the quarter
+    rows[6][3] = "ER"
+    rows[7][0] = rows[8][0]  # duplicate key
+    rows[9][0] = " S00010 "  # the same key as row 10 once trimmed
+    rows[11][5] = "6OO.00"  # letters O: invalid money
+    wanted = {
+        "total_cost.sum_mismatch",
+        "out_of_pocket.required",
+        "settled_on.outside_quarter",
+        "visit_type.codes",
+        "duplicate_key",
+        "basic_fund_paid.invalid_money",
+    }
+    return header, rows, wanted
+
+
+def employment() -> tuple[list[str], list[list], set[str]]:
+    header = ["id_number", "employer_id", "monthly_wage", "started_on", "ended_on"]
+    rows = []
+    for i in range(60):
+        number, _, _ = person(300 + i)
+        rows.append([number, f"91350100MA{i:08d}", "4500.00", "2020-01-01", ""])
+    rows[1][4] = "2019-12-31"  # ended before it started
+    rows[2][4] = "2020-01-01"  # the same day: fine
+    rows[3][0:2] = rows[4][0:2]  # composite key duplicate
+    rows[5][0] = rows[6][0]  # same person, another employer: fine
+    rows[7][1] = rows[8][1] = ""  # no employer: required, not a duplicate
+    rows[7][0] = rows[8][0]
+    rows[9][3] = "2026-10-02"
+    rows[10][2] = "abc"
+    rows[11][3] = "2020-02-30"  # invalid: ended_on is then not compared
+    rows[11][4] = "2019-01-01"
+    wanted = {
+        "ended_on.before_started_on",
+        "duplicate_key",
+        "employer_id.required",
+        "started_on.after_quarter_end",
+        "monthly_wage.invalid_money",
+        "started_on.invalid_date",
+    }
+    return header, rows, wanted
+
+
+def disability_subsidies() -> tuple[list[str], list[list], set[str]]:
+    header = ["id_number", "subsidy_type", "month", "amount"]
+    rows = []
+    for i in range(60):
+        number, _, _ = person(400 + i)
+        rows.append([number, "LIVING" if i % 2 else "CARE", f"2026-0{7 + i % 3}", "90.00"])
+    rows[1][2] = "2026-06"  # month outside the quarter
+    rows[2][2] = "2026-10"
+    rows[3][2] = "2026-7"  # invalid month
+    rows[4][3] = "0"  # not positive
+    rows[5][3] = "0.00"
+    rows[6][1] = "FOOD"
+    rows[7] = list(rows[8])  # duplicate (id, type, month)
+    rows[9][0:2] = rows[10][0:2]  # same id and type, invalid and equal month text:
+    rows[9][2] = rows[10][2] = "2026/08"  # the gate compares parsed months: no duplicate
+    wanted = {
+        "month.outside_quarter",
+        "month.invalid_month",
+        "amount.not_positive",
+        "subsidy_type.codes",
+        "duplicate_key",
+    }
+    return header, rows, wanted
+
+
+def feedback() -> tuple[list[str], list[list], set[str]]:
+    header = ["warning_key", "action", "action_date", "note"]
+    keys = sorted(ROUTED)
+    rows = [[keys[i], "ASSISTED", "2026-09-01", ""] for i in range(30)]
+    rows[1][0] = "W-2026Q3-9999"  # not routed to this department
+    rows[2][1] = "FIXED"
+    rows[3][2] = "2026-10-01"
+    rows[4][0] = rows[5][0]
+    wanted = {
+        "warning_key.unknown_warning",
+        "action.codes",
+        "action_date.outside_quarter",
+        "duplicate_key",
+    }
+    return header, rows, wanted
+
+
+PLANTED = {
+    ("mps", "residents", "mps"): residents,
+    ("mca", "assistance_roster", "mca"): assistance_roster,
+    ("nhsa", "settlements", "nhsa"): settlements,
+    ("hrss", "employment", "hrss"): employment,
+    ("cdpf", "disability_subsidies", "cdpf"): disability_subsidies,
+    ("any", "feedback", "mca"): feedback,
+}
+
+
+class Run:
+    def __init__(self, contract, checked, summary, rows, wanted):
+        self.contract, self.checked, self.summary = contract, checked, summary
+        self.rows, self.wanted = rows, wanted
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> tuple[Path, dict[str, Run]]:
+    root = tmp_path_factory.mktemp("ge")
+    landing, out = root / "landing", root / "out"
+    runs = {}
+    for (dept, extract, sender), make in PLANTED.items():
+        header, rows, wanted = make()
+        write(landing, sender, extract, header, rows)
+        contract = contracts.all_contracts()[(dept, extract)]
+        assert header == [c.name for c in contract.columns]  # rows are read by position below
+        keys = ROUTED if dept == "any" else None
+        checked = gate.run_extract(
+            contract,
+            landing,
+            out,
+            QUARTER,
+            department=sender,
+            routed_warning_keys=keys,
+            keep_frame=True,
+        )
+        assert checked.frame is not None and checked.frame.height == len(rows)
+        summary = expectations.validate(
+            out,
+            contract,
+            QUARTER,
+            checked.frame,
+            CheckContext(QUARTER, keys),
+            checked.checks,
+            result_format=COMPLETE,
+            department=sender,
+            raise_errors=True,
+        )
+        runs[f"{sender}.{extract}"] = Run(contract, checked, summary, rows, wanted)
+    return out, runs
+
+
+def gate_rows(frame: pl.DataFrame, reason: str) -> set[int]:
+    return set(frame.with_row_index("position").filter(pl.col(reason))["position"].to_list())
+
+
+def assert_agrees(checked: gate.Checked, summary: dict) -> None:
+    flags = [c.reason for c in checked.checks if c.reason in checked.frame.columns]
+    reasons = [e["reason"] for e in summary["expectations"]]
+    assert sorted(reasons) == sorted(flags), "one expectation per check evaluated by the gate"
+    for e in summary["expectations"]:
+        assert e["exception"] is None, (e["reason"], e["exception"])
+        ge_rows = set(e["unexpected_index_list"])
+        assert ge_rows == gate_rows(checked.frame, e["reason"]), e["reason"]
+        assert e["unexpected_count"] == len(ge_rows), e["reason"]
+        assert e["success"] == (not ge_rows), e["reason"]
+
+
+@pytest.mark.parametrize("name", [f"{s}.{e}" for _, e, s in PLANTED])
+def test_ge_and_the_gate_fail_the_same_rows_of_a_file_with_planted_errors(planted, name):
+    _, runs = planted
+    run = runs[name]
+    assert run.summary["error"] is None
+    assert_agrees(run.checked, run.summary)
+    failing = {e["reason"] for e in run.summary["expectations"] if not e["success"]}
+    assert run.wanted <= failing, f"planted but not caught: {sorted(run.wanted - failing)}"
+    assert run.summary["success"] is False
+
+
+def test_every_copy_of_a_duplicated_key_is_unexpected(planted):
+    _, runs = planted
+    residents, employment = runs["mps.residents"], runs["hrss.employment"]
+    dup = {e["reason"]: e for e in residents.summary["expectations"]}["duplicate_key"]
+    assert dup["expectation"] == "expect_column_values_to_be_unique"
+    ids = [r[0] for r in residents.rows]
+    eighteen = ids[7]
+    fifteen_at = next(i for i, v in enumerate(ids) if len(v) == 15 and v[:6] == eighteen[:6])
+    # the 15-digit number and its 18-digit upgrade are one person sent twice
+    assert {7, fifteen_at} <= set(dup["unexpected_index_list"])
+    dup = {e["reason"]: e for e in employment.summary["expectations"]}["duplicate_key"]
+    assert dup["expectation"] == "expect_compound_columns_to_be_unique"
+    assert set(dup["unexpected_index_list"]) == {3, 4}  # rows 7 and 8 lack an employer
+
+
+def test_a_key_with_a_month_is_compared_on_the_parsed_month(planted):
+    _, runs = planted
+    run = runs["cdpf.disability_subsidies"]
+    dup = {e["reason"]: e for e in run.summary["expectations"]}["duplicate_key"]
+    assert dup["expectation"] == "expect_multicolumn_values_to_pass_contract_rule"
+    assert set(dup["unexpected_index_list"]) == {7, 8}  # not 9 and 10: their month is invalid
+
+
+def test_a_case_disagreeing_on_program_quarantines_all_its_rows(planted):
+    _, runs = planted
+    run = runs["mca.assistance_roster"]
+    agree = {e["reason"]: e for e in run.summary["expectations"]}["case_id.case_disagreement"]
+    # C0000 program, C0003 county, C0004 single person; the typo (C0002) and the invalid
+    # bool (C0005) are quarantined on their own rows only
+    assert set(agree["unexpected_index_list"]) == {0, 1, 6, 7, 8, 9}
+
+
+def test_a_deceased_resident_without_status_date_is_caught_by_ge(planted):
+    _, runs = planted
+    run = runs["mps.residents"]
+    e = {e["reason"]: e for e in run.summary["expectations"]}["status_date.required_unless_active"]
+    (row,) = e["unexpected_index_list"]
+    assert run.rows[row][8] == "DECEASED" and run.rows[row][9] == ""
+
+
+def test_each_check_has_one_expectation_named_after_its_reason(planted):
+    _, runs = planted
+    run = runs["mps.residents"]
+    ctx = CheckContext(QUARTER)
+    suite = expectations.build_suite(run.contract, ctx, run.checked.checks)
+    assert suite.name == "mps.residents"
+    assert [e.meta["reason"] for e in suite.expectations] == [c.reason for c in run.checked.checks]
+    assert all(e.meta["expected"] for e in suite.expectations)
+    kinds = {e.meta["reason"]: type(e).__name__ for e in suite.expectations}
+    assert kinds["gender.codes"] == "ExpectColumnValuesToBeInSet"
+    assert kinds["county_code.invalid_county"] == "ExpectColumnValuesToBeInSet"
+    assert kinds["name.required"] == "ExpectColumnValuesToNotBeNull"
+    assert kinds["id_number.check_character"] == "ExpectColumnValuesToPassContractRule"
+    assert kinds["gender.disagrees_with_id"] == "ExpectMulticolumnValuesToPassContractRule"
+    custom = [e for e in suite.expectations if hasattr(e, "reason")]
+    assert all(e.reason == e.meta["reason"] for e in custom)
+
+
+def test_the_ge_frame_holds_typed_codes_and_trimmed_text(planted):
+    _, runs = planted
+    run = runs["mps.residents"]
+    frame = expectations.ge_frame(run.checked.frame, run.contract)
+    assert list(frame.columns) == [c.name for c in run.contract.columns]
+    assert frame.index.equals(pd.RangeIndex(len(run.rows)))
+    ids = frame["id_number"].tolist()
+    assert all(len(v) == 18 and v == v.upper() for v in ids if isinstance(v, str) and len(v) > 15)
+    hukou = frame["hukou_no"]
+    assert hukou.isna().sum() == 1  # the blank one
+    assert set(frame["relation"].dropna()) >= {"CHILD"}  # ' child ' upper-cased and trimmed
+
+
+def test_missing_columns_leave_out_their_expectations(tmp_path):
+    contract = contracts.all_contracts()[("hrss", "employment")]
+    header = ["id_number", "employer_id", "monthly_wage", "started_on"]  # no ended_on
+    rows = [[person(i)[0], f"E{i}", "100", "2020-01-01"] for i in range(5)]
+    write(tmp_path / "landing", "hrss", "employment", header, rows)
+    checked = gate.run_extract(
+        contract, tmp_path / "landing", tmp_path / "out", QUARTER, keep_frame=True
+    )
+    summary = expectations.validate(
+        tmp_path / "out",
+        contract,
+        QUARTER,
+        checked.frame,
+        CheckContext(QUARTER),
+        checked.checks,
+        result_format=COMPLETE,
+        raise_errors=True,
+    )
+    reasons = {e["reason"] for e in summary["expectations"]}
+    assert "ended_on.before_started_on" not in reasons and "ended_on.invalid_date" not in reasons
+    assert "started_on.after_quarter_end" in reasons
+    assert_agrees(checked, summary)
+
+
+def test_data_docs_exist_and_carry_no_identity_number_or_name(planted):
+    out, runs = planted
+    index = expectations.build_data_docs(out, raise_errors=True)
+    assert index == out.resolve() / "data_docs" / "index.html" and index.is_file()
+    page = index.read_text(encoding="utf-8")
+    for name in runs:
+        assert f"{QUARTER}.{name}" in page  # one validation per extract per quarter
+    secrets: set[str] = set()
+    for run in runs.values():
+        for i, c in enumerate(run.contract.columns):  # rows are in contract column order
+            if not (c.restricted or c.value_type == "id"):
+                continue
+            values = {str(r[i]).strip() for r in run.rows}
+            secrets |= {v for v in values if len(v) >= 3}
+            secrets |= {v.upper() for v in values if len(v) >= 15}
+            if c.value_type == "id":  # normalised too: upgraded from 15 digits, upper-cased
+                secrets |= set(run.checked.frame[f"{c.name}__v"].drop_nulls().to_list()) - {""}
+    assert any(len(s) == 18 for s in secrets) and any("林秀英" in s for s in secrets)
+    files = [p for d in ("gx", "data_docs") for p in (out / d).rglob("*") if p.is_file()]
+    assert any(p.suffix == ".json" and "validations" in p.parts for p in files)
+    for p in files:
+        text = p.read_bytes().decode("utf-8", errors="replace")
+        leaked = [s for s in secrets if s in text]
+        assert not leaked, f"{p}: {len(leaked)} personal values, e.g. {leaked[0][:6]}…"
+
+
+def test_stored_results_keep_counts_only(planted):
+    out, _ = planted
+    stored = list((out / "gx" / "uncommitted" / "validations").rglob("*.json"))
+    assert stored
+    for p in stored:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+        for r in doc["results"]:
+            assert set(r["result"]) <= set(expectations._STORED_RESULT_KEYS)
+            assert "unexpected_count" in r["result"]
+
+
+def test_a_rerun_replaces_the_quarters_result(planted):
+    out, runs = planted
+    run = runs["hrss.employment"]
+    folder = out / "gx" / "uncommitted" / "validations" / "hrss" / "employment"
+    before = list(folder.rglob("*.json"))
+    summary = expectations.validate(
+        out,
+        run.contract,
+        QUARTER,
+        run.checked.frame,
+        CheckContext(QUARTER),
+        run.checked.checks,
+        raise_errors=True,
+    )
+    after = list(folder.rglob("*.json"))
+    assert len(before) == len(after) == 1 and before != after
+    assert all("unexpected_index_list" not in e for e in summary["expectations"])
+    assert summary["statistics"]["rows"] == len(run.rows)
+    assert summary["statistics"]["unsuccessful_expectations"] > 0
+
+
+def test_a_ge_problem_is_returned_not_raised(planted, tmp_path):
+    _, runs = planted
+    run = runs["nhsa.settlements"]
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    args = (run.contract, QUARTER, run.checked.frame, CheckContext(QUARTER), run.checked.checks)
+    summary = expectations.validate(blocked, *args)
+    assert summary["success"] is False and summary["error"]
+    with pytest.raises(OSError):
+        expectations.validate(blocked, *args, raise_errors=True)
+    missing = expectations.validate(tmp_path, run.contract, QUARTER, None, *args[3:])
+    assert missing["success"] is False and "missing" in missing["error"]
+    assert expectations.build_data_docs(blocked) is None
+
+
+# --- every contract, with values drawn from good and bad pools --------------------------------
+
+_DATE = [
+    "2026-07-15",
+    "20260715",
+    "2026-13-01",
+    "2027-01-01",
+    "2026-06-30",
+    "",
+    "abc",
+    "２０26-07-01",
+]
+POOLS = {
+    "county": [*COUNTIES[:4], "350199", "", " 350102 "],
+    "date": _DATE + ["2020-02-29", "2019-02-29", "1999-12-31"],
+    "month": ["2026-07", "2026-08", "2026-06", "2026-7", "2026-10", "", "２０２６-07"],
+    "money": ["100", "100.5", "100.50", "100.555", "-5", "1e3", "", "１００", "0", "0.00", "7.1"],
+    "decimal": ["1.5", "-2", "abc", "１.５", "", "0", "+1", "12345678901234567"],
+    "int": ["5", "+5", "-3", "1.0", "１２", "", "0", "99999999999999999999", "3", "1", "4"],
+    "bool": ["true", "是", "Y", "n", "maybe", "", "FALSE", "0"],
+    "text": ["A1", "A2", " A1 ", "", "B"],
+}
+
+
+def _id_pool() -> list[str]:
+    pool = [person(i)[0] for i in range(4)]
+    first = person(0)[0]
+    return (
+        pool
+        + [
+            first[:6] + first[8:17],  # its 15-digit form
+            first[:17] + ("0" if first[17] != "0" else "1"),
+            "35010219800230125X",
+            ident("359999", "19800101", 129),  # no such address code
+            "12345",
+            "",
+            ident_with_x("350103", dt.date(1975, 5, 5)).lower(),
+        ]
+    )
+
+
+def _fuzz_rows(contract, rng: random.Random, n: int) -> list[list[str]]:
+    ids = _id_pool()
+    pools = {}
+    for c in contract.columns:
+        if c.value_type == "id":
+            pools[c.name] = ids
+        elif c.value_type == "code":
+            codes = list(c.codes or ())
+            pools[c.name] = codes + [codes[0].lower(), "BAD", ""]
+        elif c.name == "warning_key":
+            pools[c.name] = sorted(ROUTED)[:3] + ["W-unknown", ""]
+        else:
+            pools[c.name] = POOLS[c.value_type]
+    return [[rng.choice(pools[c.name]) for c in contract.columns] for _ in range(n)]
+
+
+def test_ge_and_the_gate_agree_on_every_check_of_every_contract(tmp_path):
+    """Valid rows from the contract (tests/factories.py), one row broken per check, then rows
+    drawn from pools of good and bad values (full-width digits, 15-digit numbers, ...)."""
+    rng = random.Random(20260930)
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    ran = 0
+    for (dept, extract), contract in contracts.all_contracts().items():
+        sender = "mca" if dept == "any" else dept
+        all_checks = compile_checks(contract, CheckContext(QUARTER))
+        n = 3 * len(all_checks) + 6
+        keys = factories.warning_keys(n) if dept == "any" else None
+        rows = factories.make_rows(contract, n, keys=keys)
+        planted: dict[str, set[int]] = {}
+        for k, check in enumerate(all_checks):  # three rows apart, so plants do not meet
+            try:
+                planted[check.reason] = set(factories.plant(rows, contract, check, 3 * k))
+            except factories.CannotPlant:
+                continue
+        header = [c.name for c in contract.columns]
+        fuzz = _fuzz_rows(contract, rng, 60)
+        write(landing, sender, extract, header, [[r[h] for h in header] for r in rows] + fuzz)
+        routed = None if keys is None else ROUTED | frozenset(keys)
+        checked = gate.run_extract(
+            contract,
+            landing,
+            out,
+            QUARTER,
+            department=sender,
+            routed_warning_keys=routed,
+            keep_frame=True,
+        )
+        summary = expectations.validate(
+            out,
+            contract,
+            QUARTER,
+            checked.frame,
+            CheckContext(QUARTER, routed),
+            checked.checks,
+            result_format=COMPLETE,
+            department=sender,
+            update_data_docs=False,  # rendering is covered above; agreement is the point here
+            raise_errors=True,
+        )
+        assert_agrees(checked, summary)
+        unexpected = {e["reason"]: set(e["unexpected_index_list"]) for e in summary["expectations"]}
+        for reason, rows_broken in planted.items():
+            assert rows_broken <= unexpected[reason], f"{contract.name}: {reason}"
+        assert len(planted) >= len(all_checks) - 2, contract.name
+        ran += 1
+    assert ran == len(contracts.all_contracts())
+
+
+def test_an_error_inside_a_custom_expectation_is_reported_not_hidden(planted, monkeypatch):
+    out, runs = planted
+    run = runs["cdpf.disability_subsidies"]
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug in the Polars side")
+
+    monkeypatch.setattr(expectations.row_checks, "evaluate", broken)
+    args = (run.contract, QUARTER, run.checked.frame, CheckContext(QUARTER), run.checked.checks)
+    summary = expectations.validate(out, *args)
+    raised = {e["reason"] for e in summary["expectations"] if e["exception"]}
+    assert "month.outside_quarter" in raised and "amount.required" not in raised
+    assert summary["success"] is False and "month.outside_quarter" in summary["error"]
+    with pytest.raises(RuntimeError, match="month.outside_quarter"):
+        expectations.validate(out, *args, raise_errors=True)
+
+
+def test_validations_into_one_folder_take_turns(planted, tmp_path):
+    """Dagster runs extracts in parallel processes, and GE rewrites its configuration (not
+    atomically) when it adds an asset: without one writer at a time, parallel runs lose each
+    other's assets. A validation waits while another holds the folder's lock."""
+    _, runs = planted
+    run = runs["hrss.employment"]
+    args = (run.contract, QUARTER, run.checked.frame, CheckContext(QUARTER), run.checked.checks)
+    done = threading.Event()
+
+    def validate() -> None:
+        expectations.validate(tmp_path, *args, update_data_docs=False, raise_errors=True)
+        done.set()
+
+    with (tmp_path / ".gx.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        worker = threading.Thread(target=validate)
+        worker.start()
+        assert not done.wait(1.0)  # held off by the lock
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    worker.join(60)
+    assert done.is_set()

@@ -38,11 +38,17 @@ BOOL_FALSE = ("FALSE", "0", "N", "否")
 
 @dataclass(frozen=True)
 class CheckContext:
-    """What a check may need besides the row: the quarter, and for feedback the warning keys
-    routed to the sending department (None before any warning exists: every key is unknown)."""
+    """What a check may need besides the row: the quarter; for feedback the warning keys routed
+    to the sending department (None before any warning exists: every key is unknown); and the
+    two checks that compare rows, settled over the whole extract beforehand by
+    `cross_row_context`, so that the rows can then be checked in a stream, batch by batch:
+    the duplicated keys (as `key_text`) and the groups whose rows disagree. Without them the
+    two checks compare the rows of the frame they are evaluated on."""
 
     quarter: Quarter
     routed_warning_keys: frozenset[str] | None = None
+    duplicated_keys: pl.Series | None = field(default=None, compare=False)
+    disagreeing_groups: pl.Series | None = field(default=None, compare=False)
 
     @property
     def end(self) -> dt.date:
@@ -235,16 +241,86 @@ def failure(check: Check, contract: Contract, ctx: CheckContext) -> pl.Expr:
         e = e & pl.all_horizontal([x.is_not_null() for x in (v, *parts)])
     elif k == "group_agreement":
         g = _v(a["group"])
-        disagree = [
-            _valid_value(x, contract, ctx).drop_nulls().n_unique().over(g) > 1 for x in a["columns"]
-        ]
-        e = g.is_not_null() & pl.any_horizontal(disagree)
+        if ctx.disagreeing_groups is not None:
+            e = g.is_in(ctx.disagreeing_groups.implode())
+        else:
+            disagree = [
+                _valid_value(x, contract, ctx).drop_nulls().n_unique().over(g) > 1
+                for x in a["columns"]
+            ]
+            e = g.is_not_null() & pl.any_horizontal(disagree)
     elif k == "duplicate_key":
-        keys = [_v(x) for x in check.columns]
-        e = pl.all_horizontal([x.is_not_null() for x in keys]) & (pl.len().over(keys) > 1)
+        key = key_text(check.columns)
+        if ctx.duplicated_keys is not None:
+            e = key.is_in(ctx.duplicated_keys.implode())
+        else:
+            e = key.is_not_null() & (pl.len().over(key) > 1)
     else:  # pragma: no cover - compile_checks only makes the kinds above
         raise ValueError(k)
     return e.fill_null(False).alias(check.reason)
+
+
+def key_text(columns: tuple[str, ...]) -> pl.Expr:
+    """A row's key as one text (typed values joined by U+001F); null when any part is null."""
+    return pl.concat_str([_v(c).cast(pl.String) for c in columns], separator="\x1f")
+
+
+def _group_check(contract: Contract, ctx: CheckContext) -> Check | None:
+    return next((c for c in compile_checks(contract, ctx) if c.kind == "group_agreement"), None)
+
+
+def cross_row_context(
+    frame: pl.LazyFrame, contract: Contract, ctx: CheckContext
+) -> tuple[CheckContext, int]:
+    """Settle the checks that compare rows over the whole extract, in streaming passes, and
+    return the context carrying them, with the number of rows seen.
+
+    Duplicates: every key is hashed (8 bytes a row); only keys whose hash repeats are then
+    compared exactly. The registry of 42 million people fits in a few hundred MB this way.
+    """
+    present = set(frame.collect_schema().names())
+    keys = contract.primary_key
+    key = key_text(keys)
+    with_keys = frame.with_columns(
+        [typed(contract.column(c), contract, ctx).alias(f"{c}__v") for c in keys if c in present]
+    )
+    duplicated = pl.Series("key", [], dtype=pl.String)
+    rows = 0
+    if set(keys) <= present:
+        hashes = with_keys.select(key.hash().alias("h"), key.is_null().alias("n")).collect(
+            engine="streaming"
+        )
+        rows = hashes.height
+        h = hashes.filter(~pl.col("n"))["h"]
+        candidates = h.filter(h.is_duplicated()).unique()
+        del hashes, h
+        if candidates.len():
+            duplicated = (
+                with_keys.select(key.alias("key"))
+                .filter(pl.col("key").hash().is_in(candidates.implode()))
+                .filter(pl.col("key").is_duplicated())
+                .unique()
+                .collect(engine="streaming")["key"]
+            )
+    else:
+        rows = frame.select(pl.len()).collect(engine="streaming").item()
+    groups = None
+    group = _group_check(contract, ctx)
+    if group is not None and set(group.columns) <= present:
+        typed_frame = frame.with_columns(typed_columns(contract, ctx, present))
+        per_group = typed_frame.with_columns(failure(group, contract, ctx)).filter(
+            pl.col(group.reason)
+        )
+        groups = per_group.select(_v(group.arguments["group"]).alias("g")).unique().collect()["g"]
+    return (
+        CheckContext(
+            ctx.quarter,
+            ctx.routed_warning_keys,
+            duplicated_keys=duplicated,
+            disagreeing_groups=groups,
+        ),
+        rows,
+    )
 
 
 def _valid_value(col: str, contract: Contract, ctx: CheckContext) -> pl.Expr:

@@ -78,23 +78,24 @@ def _gate_one(
             quarter,
             department=department,
             previous_accepted=previous,
-            keep_frame=True,
             **kwargs,
         )
         result, ge = checked.result, None
-        if checked.frame is not None and checked.frame.height:
-            from pipelines import expectations
+        try:
+            if checked.source is not None and result.rows_received:
+                from pipelines import expectations
 
-            ge = expectations.validate(
-                out,
-                contract,
-                quarter,
-                checked.frame,
-                checked.ctx,
-                checked.checks,
-                department=department,
-            )
-        del checked
+                ge = expectations.validate(
+                    out,
+                    contract,
+                    quarter,
+                    checked.source,
+                    checked.ctx,
+                    checked.checks,
+                    department=department,
+                )
+        finally:
+            checked.close()
     except Exception as e:  # noqa: BLE001 - one extract must never stop the quarter
         context.log.error(
             f"{department}/{contract.extract}: internal error {type(e).__name__}: "

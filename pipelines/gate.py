@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from pipelines import idnumbers, ingest, parameters
-from pipelines.checks import Check, CheckContext, compile_checks, evaluate
+from pipelines.checks import Check, CheckContext, compile_checks, cross_row_context, evaluate
 from pipelines.contracts import Contract
 from pipelines.ingest import ROW_NUMBER, FileProblem
 from pipelines.quarters import Quarter
@@ -72,12 +73,27 @@ class ExtractResult:
 
 @dataclass
 class Checked:
-    """An extract after the gate: the result, and (for the GE validation) the checked frame."""
+    """An extract after the gate: the result and, for the Great Expectations validation, the
+    checked rows as a lazy frame (text columns, `__v` typed columns, one flag per check,
+    `row_number`) with the context that settled the row-comparing checks. `close()` (or
+    garbage collection) removes the temporary UTF-8 copy of a GB18030 file the frame reads."""
 
     result: ExtractResult
     checks: list[Check]
     ctx: CheckContext
-    frame: pl.DataFrame | None  # text columns, `__v` typed columns and one flag per check
+    source: pl.LazyFrame | None
+    reads: list[ingest.ReadFile] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        weakref.finalize(self, _close_all, list(self.reads))
+
+    def close(self) -> None:
+        _close_all(self.reads)
+
+
+def _close_all(reads: list[ingest.ReadFile]) -> None:
+    for r in reads:
+        r.close()
 
 
 def paths(out: Path, quarter: str, department: str, extract: str) -> tuple[Path, Path]:
@@ -97,10 +113,16 @@ def run_extract(
     department: str | None = None,
     previous_accepted: int | None = None,
     routed_warning_keys: frozenset[str] | None = None,
-    keep_frame: bool = False,
 ) -> Checked:
     """Gate one extract. Never raises for anything wrong with the input: a broken file fails
-    its extract, with messages naming file, column or figure, and what was expected."""
+    its extract, with messages naming file, column or figure, and what was expected.
+
+    The file is streamed, never held whole: a first pass counts the rows and settles the
+    checks that compare rows (duplicate keys, a case's agreement); a second pass checks every
+    row and writes the staging and quarantine Parquet files together. Only when the weighing
+    of the result fails the file (too many rows quarantined, a snapshot drop) is a third pass
+    needed, to quarantine every row instead.
+    """
     dept = department or contract.department
     q = str(quarter)
     folder = landing / q / dept
@@ -142,71 +164,111 @@ def run_extract(
         )
 
     reads = [ingest.read_file(p, contract, dept) for p in files]
+    readable = [r for r in reads if r.frame is not None]
+    # pass 1: count the rows, settle duplicates and case agreement over the whole extract
+    for r in readable:
+        ctx_one, r.rows = _first_pass(r, contract, ctx, dept)
+        if len(readable) == 1:
+            ctx = ctx_one
     for r in reads:
         ingest.check_against_manifest(r, manifest, dept)
         problems.extend(r.problems)
         result.extra_columns.extend(c for c in r.extra_columns if c not in result.extra_columns)
     result.encoding = ", ".join(r.encoding for r in reads if r.encoding) or None
     result.sha256 = ", ".join(r.sha256 for r in reads if r.sha256) or None
-
-    frames = []
-    for r in reads:
-        if r.frame is None:
-            continue
-        f = r.frame
-        if len(reads) > 1:
-            f = f.with_columns(pl.lit(r.path.name).alias(SOURCE_FILE))
-        frames.append(f)
-    if not frames:
+    checked = Checked(result, checks, ctx, None, reads)
+    if not readable:
         _fail(result, problems)
-        return Checked(result, checks, ctx, None)
+        return checked
+
+    frames = [
+        r.frame.with_columns(pl.lit(r.path.name).alias(SOURCE_FILE)) if len(reads) > 1 else r.frame
+        for r in readable
+    ]
     raw = pl.concat(frames, how="diagonal") if len(frames) > 1 else frames[0]
-    received = raw.height
+    if len(readable) > 1:
+        ctx, _ = cross_row_context(raw, contract, ctx)
+        checked.ctx = ctx
+    received = sum(r.rows for r in readable)
     result.rows_received = received
     if received == 0:
         problems.append(FileProblem("file.zero_rows", f"{dept}/{result.file_name}: no data rows"))
 
-    flags = [c.reason for c in checks if set(c.columns) <= set(raw.columns)]
-    checked = evaluate(raw, contract, ctx, checks).with_columns(
+    flags = [c.reason for c in checks if set(c.columns) <= set(raw.collect_schema().names())]
+    source = evaluate(raw, contract, ctx, checks).with_columns(
         pl.any_horizontal([pl.col(f) for f in flags] or [pl.lit(False)]).alias("__bad")
     )
-    checked = checked.collect()
-    bad = int(checked["__bad"].sum())
+    checked.source = source
+    headers = _received_headers(reads)
 
-    if received and not problems:
+    # pass 2: check every row; write accepted and quarantined rows in one scan
+    if not problems:
+        staged_tmp, quarantined_tmp = _tmp(staging_path), _tmp(quarantine_path)
+        accepted = staging_frame(source.filter(~pl.col("__bad")), contract)
+        rejected = _as_received(source.filter(pl.col("__bad")), flags, [], headers)
+        pl.collect_all(
+            [
+                accepted.sink_parquet(staged_tmp, lazy=True, mkdir=True),
+                rejected.sink_parquet(quarantined_tmp, lazy=True, mkdir=True),
+            ],
+            engine="streaming",
+        )
+        bad = _rows_in(quarantined_tmp)
         problems.extend(
             _share_and_snapshot(contract, quarter, dept, result, bad, previous_accepted)
         )
-
-    file_reasons = sorted({p.reason for p in problems})
-    quarantined = checked if problems else checked.filter(pl.col("__bad"))
-    staged = [f"{c.name}__v" for c in contract.columns] + [ROW_NUMBER]
-    # select before filter: only the typed columns of the accepted rows are copied
-    accepted_frame = None if problems else checked.select(*staged, "__bad").filter(~pl.col("__bad"))
-    reasons = pl.concat_list(
-        [pl.when(pl.col(f)).then(pl.lit(f)) for f in flags] or [pl.lit(None, dtype=pl.String)]
-    ).list.drop_nulls()
-    if file_reasons:
-        reasons = pl.concat_list([reasons, pl.lit(file_reasons, dtype=pl.List(pl.String))])
-    quarantined = quarantined.with_columns(reasons.alias("reasons"))
-
-    result.rows_quarantined = quarantined.height
-    result.rows_accepted = 0 if accepted_frame is None else accepted_frame.height
-    result.status = FAILED if problems else PASSED
-    result.failure_reasons = [p.message for p in problems]
-    _count_reasons(result, quarantined, contract)
-
-    if quarantined.height:
-        _write(
-            _as_received(quarantined, reads, contract),
-            quarantine_path,
+        if not problems:
+            os.replace(staged_tmp, staging_path)
+            os.replace(quarantined_tmp, quarantine_path)
+            result.rows_accepted, result.rows_quarantined = received - bad, bad
+            result.status = PASSED
+        else:
+            staged_tmp.unlink(missing_ok=True)
+            quarantined_tmp.unlink(missing_ok=True)
+    if problems:
+        # pass 3 (or 2): the extract fails; every row is quarantined, its own reasons kept
+        file_reasons = sorted({p.reason for p in problems})
+        quarantined_tmp = _tmp(quarantine_path)
+        _as_received(source, flags, file_reasons, headers).sink_parquet(
+            quarantined_tmp, mkdir=True, engine="streaming"
         )
+        os.replace(quarantined_tmp, quarantine_path)
+        result.rows_accepted, result.rows_quarantined = 0, received
+        result.status = FAILED
+        result.failure_reasons = [p.message for p in problems]
+
+    if result.rows_quarantined:
         result.quarantine_path = str(quarantine_path)
-    if accepted_frame is not None:
-        _write(staging_frame(accepted_frame, contract), staging_path)
+        _count_reasons(result, pl.scan_parquet(quarantine_path), contract, headers)
+    else:
+        quarantine_path.unlink(missing_ok=True)
+    if result.status == PASSED:
         result.staging_path = str(staging_path)
-    assert result.rows_received == result.rows_accepted + result.rows_quarantined
-    return Checked(result, checks, ctx, checked if keep_frame else None)
+    if result.rows_received != result.rows_accepted + result.rows_quarantined:
+        raise AssertionError(f"{dept}/{contract.extract}: accounting does not add up")
+    return checked
+
+
+def _first_pass(
+    read: ingest.ReadFile, contract: Contract, ctx: CheckContext, dept: str
+) -> tuple[CheckContext, int]:
+    try:
+        return cross_row_context(read.frame, contract, ctx)
+    except pl.exceptions.PolarsError:
+        # a CSV that polars cannot parse (a row with more fields than the header): the slow
+        # tolerant reader keeps every row and fails the file naming the first bad row
+        if read.file_format != "csv":
+            raise
+        read.read_tolerant(dept)
+        return cross_row_context(read.frame, contract, ctx)
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.tmp{os.getpid()}.parquet")
+
+
+def _rows_in(path: Path) -> int:
+    return pl.scan_parquet(path).select(pl.len()).collect().item()
 
 
 def _share_and_snapshot(
@@ -256,34 +318,39 @@ def _fail(result: ExtractResult, problems: list[FileProblem]) -> None:
         result.reason_rows.setdefault(p.reason, 0)
 
 
-def _count_reasons(result: ExtractResult, quarantined: pl.DataFrame, contract: Contract) -> None:
-    counted = quarantined.select(pl.col("reasons").explode().drop_nulls().value_counts())
-    counts = {
-        row["reasons"]: row["count"] for row in counted.unnest("reasons").iter_rows(named=True)
-    }
-    result.reason_rows.update(counts)
-    if not counts:
+def _count_reasons(
+    result: ExtractResult, quarantined: pl.LazyFrame, contract: Contract, headers: dict[str, str]
+) -> None:
+    """Rows per reason and a few masked examples, read back from the quarantine file."""
+    counted = (
+        quarantined.select(pl.col("reasons").explode().drop_nulls().alias("reason"))
+        .group_by("reason")
+        .len()
+        .sort("reason")
+        .collect()
+    )
+    result.reason_rows.update(dict(zip(counted["reason"], counted["len"], strict=True)))
+    if not counted.height:
         return
+    names = _output_names(headers)
+    columns = [c.name for c in contract.columns if names.get(c.name)]
     sample = (
-        quarantined.select(ROW_NUMBER, "reasons", *_example_columns(contract, quarantined))
+        quarantined.select(ROW_NUMBER, "reasons", *[pl.col(names[c]).alias(c) for c in columns])
         .explode("reasons")
         .group_by("reasons", maintain_order=True)
         .head(EXAMPLES_PER_REASON)
+        .collect()
     )
     for row in sample.iter_rows(named=True):
         reason = row["reasons"]
         result.reason_examples.setdefault(reason, []).append(_example(row, reason, contract))
 
 
-def _example_columns(contract: Contract, frame: pl.DataFrame) -> list[str]:
-    return [c.name for c in contract.columns if c.name in frame.columns]
-
-
 def _example(row: dict, reason: str, contract: Contract) -> str:
     """`row 17 (350102********1234): gender='Q'` — identity numbers masked, names never shown."""
     ident = ""
     key = contract.primary_key[0]
-    if key in row and row[key] is not None:
+    if row.get(key) is not None:
         col = contract.column(key)
         ident = f" ({idnumbers.mask(row[key]) if col.restricted else row[key]})"
     text = f"row {row[ROW_NUMBER]}{ident}"
@@ -299,28 +366,55 @@ def _example(row: dict, reason: str, contract: Contract) -> str:
     return text
 
 
-def _as_received(frame: pl.DataFrame, reads: list[ingest.ReadFile], contract: Contract):
-    """The rejected rows exactly as received (all columns as text, received headers), plus
-    `row_number` and `reasons` (outputs.md §3)."""
+def _received_headers(reads: list[ingest.ReadFile]) -> dict[str, str]:
+    """Frame column -> the header as received (the first file's, when two files differ)."""
     headers: dict[str, str] = {}
     for r in reads:
         for name, raw in r.received_headers.items():
             headers.setdefault(name, raw)
-    keep = [c for c in headers if c in frame.columns]
-    out_names: dict[str, str] = {}
+    return headers
+
+
+def _output_names(headers: dict[str, str]) -> dict[str, str]:
+    """Frame column -> its column name in the quarantine file (the received header, made
+    unique against the columns the gate adds)."""
+    out: dict[str, str] = {}
     used = {ROW_NUMBER, "reasons", SOURCE_FILE}
-    for c in keep:
-        name = headers[c]
+    for column, raw in headers.items():
+        name = raw
         while name in used:
             name += "_"
         used.add(name)
-        out_names[c] = name
-    cols = [pl.col(c).alias(out_names[c]) for c in keep]
-    extra = [SOURCE_FILE] if SOURCE_FILE in frame.columns else []
-    return frame.select(*extra, *cols, ROW_NUMBER, "reasons")
+        out[column] = name
+    return out
 
 
-def staging_frame(accepted: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+def _as_received(
+    frame: pl.LazyFrame, flags: list[str], file_reasons: list[str], headers: dict[str, str]
+) -> pl.LazyFrame:
+    """The rejected rows exactly as received (all columns as text, received headers), plus
+    `row_number` and `reasons`: every check the row fails, then the file-level reasons
+    (outputs.md §3)."""
+    joined = pl.concat_str(
+        [pl.when(pl.col(f)).then(pl.lit(f)) for f in flags] or [pl.lit(None, dtype=pl.String)],
+        separator=";",
+        ignore_nulls=True,
+    )
+    reasons = (
+        pl.when(joined.is_null() | (joined == ""))
+        .then(pl.lit([], dtype=pl.List(pl.String)))
+        .otherwise(joined.str.split(";"))
+    )
+    if file_reasons:
+        reasons = pl.concat_list([reasons, pl.lit(file_reasons, dtype=pl.List(pl.String))])
+    names = _output_names(headers)
+    present = frame.collect_schema().names()
+    cols = [pl.col(c).alias(names[c]) for c in headers if c in present]
+    extra = [SOURCE_FILE] if SOURCE_FILE in present else []
+    return frame.select(*extra, *cols, ROW_NUMBER, reasons.alias("reasons"))
+
+
+def staging_frame(accepted: pl.LazyFrame, contract: Contract) -> pl.LazyFrame:
     """Accepted rows, typed: identity numbers normalised to 18 characters, codes upper-cased,
     dates as dates, money as DECIMAL(18,2), plus the row's `row_number` in its file."""
     cols = []
@@ -333,13 +427,6 @@ def staging_frame(accepted: pl.DataFrame, contract: Contract) -> pl.DataFrame:
             v = text.str.to_decimal(scale=2).cast(pl.Decimal(18, 2))
         cols.append(v.alias(c.name))
     return accepted.select(*cols, ROW_NUMBER)
-
-
-def _write(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    frame.write_parquet(tmp, compression="zstd", statistics=True)
-    os.replace(tmp, path)
 
 
 def clear_quarter(out: Path, quarter: str) -> None:

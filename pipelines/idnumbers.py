@@ -8,8 +8,10 @@ this implementation to it); the address code is judged against the GB/T 2260 his
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
+import numpy as np
 import polars as pl
 
 from pipelines import gbt2260
@@ -52,18 +54,25 @@ def failures(norm: pl.Expr, quarter_end: dt.date) -> dict[str, pl.Expr]:
     """Reason suffix -> expression true where a non-null normalised number fails it."""
     ok_form = is_well_formed(norm)
     born = birth_date(norm)
-    last_year = norm.str.slice(0, 6).replace_strict(
-        gbt2260.last_year_in_force(), default=None, return_dtype=pl.Int32
-    )
+    # a dense table indexed by the six digits: a gather streams, a dictionary replace does not
+    last_year = pl.lit(_last_year_table()).gather(norm.str.slice(0, 6).cast(pl.Int32, strict=False))
     return {
         "format": norm.is_not_null() & ~ok_form,
         "check_character": ok_form & (norm.str.slice(17, 1) != check_character(norm)),
         "birth_date": ok_form & (born.is_null() | (born > pl.lit(quarter_end))),
         # in force at some time from the birth year on (extracts.md §2)
-        "address_code": ok_form
-        & born.is_not_null()
-        & (last_year.is_null() | (last_year < born.dt.year())),
+        "address_code": ok_form & born.is_not_null() & (last_year < born.dt.year()),
     }
+
+
+@functools.cache
+def _last_year_table() -> pl.Series:
+    """Index = the 6-digit address code; value = the last year it was in force (9999 while in
+    force, -1 for a code that never existed, so every birth year is later)."""
+    table = np.full(1_000_000, -1, dtype=np.int16)
+    for code, year in gbt2260.last_year_in_force().items():
+        table[int(code)] = year
+    return pl.Series("last_year_in_force", table)
 
 
 def sequence_is_male(norm: pl.Expr) -> pl.Expr:

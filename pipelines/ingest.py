@@ -40,21 +40,35 @@ class FileProblem:
 
 @dataclass
 class ReadFile:
-    """One file read as text. `frame` has a column per received header (canonical names for
-    contract columns, the received name for extra columns) and `row_number`."""
+    """One file read as text. `frame` is lazy (a CSV is scanned, never held whole) with a column
+    per received header (canonical names for contract columns, the received name for extra
+    columns) and `row_number`. `rows` is known once the gate's first pass has counted them."""
 
     path: Path
     file_format: str
     sha256: str | None = None
     encoding: str | None = None
-    frame: pl.DataFrame | None = None
+    frame: pl.LazyFrame | None = None
+    rows: int = 0
     received_headers: dict[str, str] = field(default_factory=dict)  # frame column -> header
     extra_columns: list[str] = field(default_factory=list)
     problems: list[FileProblem] = field(default_factory=list)
+    temp_file: Path | None = None  # a GB18030 file transcoded to UTF-8, removed by `close`
+    renames: dict[str, str] = field(default_factory=dict)
+    headers: list[str] = field(default_factory=list)
 
-    @property
-    def rows(self) -> int:
-        return 0 if self.frame is None else self.frame.height
+    def read_tolerant(self, department: str) -> None:
+        """Replace a CSV scan that polars cannot parse (a row with more fields than the header)
+        by the slow tolerant reader, which keeps every row and names the first bad one."""
+        source = self.temp_file or self.path
+        where = f"{department}/{self.path.name}"
+        frame = _read_csv_tolerant(source, self.headers, self, where)
+        self.frame = _numbered(frame.lazy().rename(self.renames))
+
+    def close(self) -> None:
+        if self.temp_file is not None:
+            self.temp_file.unlink(missing_ok=True)
+            self.temp_file = None
 
 
 @dataclass
@@ -161,6 +175,8 @@ def read_file(path: Path, contract: Contract, department: str) -> ReadFile:
     fmt = FORMATS[path.suffix.lower()]
     read = ReadFile(path, fmt)
     where = f"{department}/{path.name}"
+    # Nothing is parsed yet for a CSV: a file that polars cannot parse shows up in the gate's
+    # first pass, which then falls back to `read_tolerant`.
     date_cells: set[int] = set()  # columns holding typed date cells
     try:
         if fmt == "csv":
@@ -182,8 +198,9 @@ def read_file(path: Path, contract: Contract, department: str) -> ReadFile:
             )
         )
         return read
-    frame = _months_from_date_cells(frame, headers, date_cells, contract)
-    _map_headers(read, headers, frame, contract, where)
+    if date_cells:
+        frame = _months_from_date_cells(frame, headers, date_cells, contract)
+    _map_headers(read, headers, frame.lazy(), contract, where)
     return read
 
 
@@ -276,7 +293,7 @@ def _transcode(path: Path, encoding: str) -> Path:
     return Path(name)
 
 
-def _read_csv(path: Path, read: ReadFile, where: str) -> tuple[list[str], pl.DataFrame]:
+def _read_csv(path: Path, read: ReadFile, where: str) -> tuple[list[str], pl.LazyFrame]:
     try:
         encoding, read.sha256 = detect_encoding(path)
     except _UndecodableError as e:
@@ -289,29 +306,25 @@ def _read_csv(path: Path, read: ReadFile, where: str) -> tuple[list[str], pl.Dat
             )
         ) from None
     read.encoding = encoding
-    source = _transcode(path, encoding) if encoding == "gb18030" else path
-    try:
-        with source.open("r", encoding="utf-8-sig", newline="") as f:
-            headers = next(csv.reader(f), None)
-        if not headers:
-            raise _Unreadable(FileProblem("file.unreadable", f"{where}: no header row"))
-        positional = [f"__c{i}" for i in range(len(headers))]
-        try:
-            frame = pl.read_csv(
-                source,
-                has_header=True,
-                new_columns=positional,
-                infer_schema=False,
-                encoding="utf8",
-                quote_char='"',
-            )
-        except pl.exceptions.PolarsError:
-            frame = _read_csv_tolerant(source, headers, read, where)
-    finally:
-        if source != path:
-            source.unlink(missing_ok=True)
-    # like an empty Excel row, a line without a single value (the blank line many exports end
-    # with) is not a data row: it would otherwise be counted, quarantined and fail the manifest
+    source = path
+    if encoding == "gb18030":
+        source = read.temp_file = _transcode(path, encoding)
+    with source.open("r", encoding="utf-8-sig", newline="") as f:
+        headers = next(csv.reader(f), None)
+    if not headers:
+        raise _Unreadable(FileProblem("file.unreadable", f"{where}: no header row"))
+    frame = pl.scan_csv(
+        source,
+        has_header=True,
+        new_columns=[f"__c{i}" for i in range(len(headers))],
+        infer_schema=False,
+        encoding="utf8",
+        quote_char='"',
+    )
+    # Like an empty Excel row, a line without a single value (the blank line many exports end
+    # with) is not a data row: it would otherwise be counted, quarantined and fail the manifest.
+    # The filter reads every column, so every pass over the scan parses whole rows and a row
+    # with too many fields is found by the first pass (then `read_tolerant` takes over).
     return headers, frame.filter(~pl.all_horizontal(pl.all().is_null()))
 
 
@@ -439,8 +452,9 @@ def _read_xlsx(path: Path, where: str) -> tuple[list[str], pl.DataFrame, set[int
 
 
 def _map_headers(
-    read: ReadFile, headers: list[str], frame: pl.DataFrame, contract: Contract, where: str
+    read: ReadFile, headers: list[str], frame: pl.LazyFrame, contract: Contract, where: str
 ) -> None:
+    read.headers = headers
     accepted = contract.header_map()
     renames: dict[str, str] = {}
     seen: dict[str, str] = {}
@@ -479,7 +493,12 @@ def _map_headers(
                 "columns must be present too)",
             )
         )
-    frame = frame.rename(renames)
-    read.frame = frame.with_row_index(ROW_NUMBER, offset=1).with_columns(
+    read.renames = renames
+    read.frame = _numbered(frame.rename(renames))
+
+
+def _numbered(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """`row_number`: the 1-based data row in the file (outputs.md §3)."""
+    return frame.with_row_index(ROW_NUMBER, offset=1).with_columns(
         pl.col(ROW_NUMBER).cast(pl.Int64)
     )

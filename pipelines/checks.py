@@ -22,10 +22,7 @@ from pipelines.contracts import Column, Contract
 from pipelines.quarters import Quarter
 
 DUPLICATE_KEY = "duplicate_key"
-_DATE_PATTERNS = {
-    "YYYY-MM-DD": (r"^\d{4}-\d{2}-\d{2}$", "%Y-%m-%d"),
-    "YYYYMMDD": (r"^\d{8}$", "%Y%m%d"),
-}
+_DATE_PATTERNS = {"YYYY-MM-DD": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "YYYYMMDD": r"^[0-9]{8}$"}
 # ASCII digits only: `\d` also matches full-width and other Unicode digits, which the casts
 # below reject, so the pattern alone (GE's regex expectation) would accept what the gate does not.
 MONEY_PATTERN = r"^[0-9]{1,15}(?:\.[0-9]{1,2})?$"
@@ -70,20 +67,24 @@ def text(col: str) -> pl.Expr:
     return pl.when(s == "").then(None).otherwise(s)
 
 
-def typed(column: Column, contract: Contract, ctx: CheckContext) -> pl.Expr:
-    """The typed value of a column, null where absent or not parseable."""
+def typed(
+    column: Column, contract: Contract, ctx: CheckContext, *, staged: bool = False
+) -> pl.Expr:
+    """The typed value of a column, null where absent or not parseable. `staged`: the frame
+    already holds the identity number's check character (`<c>__check`, see `_staged`)."""
     s = text(column.name)
     vt = column.value_type
     if vt == "id":
-        return idnumbers.normalise(s)
+        return idnumbers.normalise(s, pl.col(f"{column.name}__check") if staged else None)
     if vt in ("code", "county"):
         return s.str.to_uppercase()
     if vt == "date":
-        parsed = [
-            pl.when(s.str.contains(pattern)).then(s.str.strptime(pl.Date, fmt, strict=False))
-            for pattern, fmt in (_DATE_PATTERNS[f] for f in contract.date_formats)
-        ]
-        value = pl.coalesce(parsed) if len(parsed) > 1 else parsed[0]
+        # one pattern for the layouts the department may use, then one parse of the digits
+        pattern = "|".join(_DATE_PATTERNS[f] for f in contract.date_formats)
+        digits = s.str.replace_all("-", "", literal=True)
+        value = pl.when(s.str.contains(pattern)).then(
+            digits.str.strptime(pl.Date, "%Y%m%d", strict=False)
+        )
         return pl.when(value.dt.year() >= 1).then(value)  # there is no year 0
     if vt == "month":
         return pl.when(s.str.contains(MONTH_PATTERN)).then(
@@ -192,7 +193,7 @@ def _v(col: str) -> pl.Expr:
 
 
 def failure(check: Check, contract: Contract, ctx: CheckContext) -> pl.Expr:
-    """True where the row fails the check; needs the `__v` columns of `typed_columns`."""
+    """True where the row fails the check; needs the columns `_staged` adds."""
     col = check.columns[0]
     a = check.arguments
     v = _v(col)
@@ -201,7 +202,9 @@ def failure(check: Check, contract: Contract, ctx: CheckContext) -> pl.Expr:
     if k == "required":
         e = ~present
     elif k.startswith("id_"):
-        e = idnumbers.failures(v, ctx.end)[k[3:]]
+        e = idnumbers.failures(
+            v, ctx.end, check=pl.col(f"{col}__check"), born=pl.col(f"{col}__born")
+        )[k[3:]]
     elif k == "county":
         e = v.is_not_null() & ~v.is_in(sorted(gbt2260.county_codes_in_force(a["year"])))
     elif k.startswith("type_"):
@@ -230,7 +233,7 @@ def failure(check: Check, contract: Contract, ctx: CheckContext) -> pl.Expr:
         e = idnumbers.is_well_formed(idv) & v.is_in(["M", "F"]) & ((v == "M") != male)
     elif k == "equals_id_birth_date":
         idv = _v(a["idColumn"])
-        e = idnumbers.is_well_formed(idv) & (v != idnumbers.birth_date(idv))
+        e = idnumbers.is_well_formed(idv) & (v != pl.col(f"{a['idColumn']}__born"))
     elif k == "known_warning_key":
         known = sorted(ctx.routed_warning_keys or ())
         e = v.is_not_null() & ~v.is_in(known)
@@ -307,9 +310,10 @@ def cross_row_context(
     groups = None
     group = _group_check(contract, ctx)
     if group is not None and set(group.columns) <= present:
-        typed_frame = frame.with_columns(typed_columns(contract, ctx, present))
-        per_group = typed_frame.with_columns(failure(group, contract, ctx)).filter(
-            pl.col(group.reason)
+        per_group = (
+            _staged(frame, contract, ctx)
+            .with_columns(failure(group, contract, ctx))
+            .filter(pl.col(group.reason))
         )
         groups = per_group.select(_v(group.arguments["group"]).alias("g")).unique().collect()["g"]
     return (
@@ -339,15 +343,22 @@ def compile_checks_for_column(contract: Contract, ctx: CheckContext, col: str) -
     ]
 
 
-def typed_columns(contract: Contract, ctx: CheckContext, present: set[str]) -> list[pl.Expr]:
-    """`c__v` for every contract column; a column missing from the file is all null."""
-    out = []
-    for c in contract.columns:
-        if c.name in present:
-            out.append(typed(c, contract, ctx).alias(f"{c.name}__v"))
-        else:
-            out.append(pl.lit(None, dtype=pl.String).alias(f"{c.name}__v"))
-    return out
+def _staged(frame: pl.LazyFrame, contract: Contract, ctx: CheckContext) -> pl.LazyFrame:
+    """The typed columns in stages, so that what several checks share is computed once (the
+    streaming engine does not eliminate common sub-expressions): the identity number's check
+    character (`<c>__check`), then every `<c>__v`, then the embedded birth date (`<c>__born`)."""
+    present = set(frame.collect_schema().names())
+    ids = [c.name for c in contract.columns if c.value_type == "id" and c.name in present]
+    frame = frame.with_columns(
+        idnumbers.check_character(idnumbers.body17(text(c))).alias(f"{c}__check") for c in ids
+    )
+    frame = frame.with_columns(
+        typed(c, contract, ctx, staged=True).alias(f"{c.name}__v")
+        if c.name in present
+        else pl.lit(None, dtype=pl.String).alias(f"{c.name}__v")
+        for c in contract.columns
+    )
+    return frame.with_columns(idnumbers.birth_date(_v(c)).alias(f"{c}__born") for c in ids)
 
 
 def evaluate(
@@ -365,5 +376,4 @@ def evaluate(
     present = set(lf.collect_schema().names())
     checks = compile_checks(contract, ctx) if checks is None else checks
     checks = [c for c in checks if set(c.columns) <= present]
-    lf = lf.with_columns(typed_columns(contract, ctx, present))
-    return lf.with_columns([failure(c, contract, ctx) for c in checks])
+    return _staged(lf, contract, ctx).with_columns([failure(c, contract, ctx) for c in checks])

@@ -105,16 +105,9 @@ def _gate_one(
             quarter=str(quarter),
             department=department,
             extract=contract.extract,
-            file_name=None,
-            file_format=None,
-            encoding=None,
-            sha256=None,
-            rows_received=0,
-            rows_accepted=0,
-            rows_quarantined=0,
+            contract_version=contract.version,
             status=FAILED,
             failure_reasons=[f"internal error while gating ({type(e).__name__}); see run log"],
-            contract_version=contract.version,
         )
         ge = None
     quality.save_result(out, result)

@@ -33,16 +33,16 @@ class ExtractResult:
     quarter: str
     department: str
     extract: str
-    file_name: str | None
-    file_format: str | None
-    encoding: str | None
-    sha256: str | None
-    rows_received: int
-    rows_accepted: int
-    rows_quarantined: int
-    status: str
-    failure_reasons: list[str]
     contract_version: str
+    status: str = MISSING
+    file_name: str | None = None
+    file_format: str | None = None
+    encoding: str | None = None
+    sha256: str | None = None
+    rows_received: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    failure_reasons: list[str] = field(default_factory=list)
     extra_columns: list[str] = field(default_factory=list)
     reason_rows: dict[str, int] = field(default_factory=dict)  # reason -> rows carrying it
     reason_examples: dict[str, list[str]] = field(default_factory=dict)  # masked
@@ -139,16 +139,9 @@ def run_extract(
         quarter=q,
         department=dept,
         extract=contract.extract,
+        contract_version=contract.version,
         file_name=", ".join(p.name for p in files) or (", ".join(absent) or None),
         file_format=", ".join(ingest.FORMATS[p.suffix.lower()] for p in files) or None,
-        encoding=None,
-        sha256=None,
-        rows_received=0,
-        rows_accepted=0,
-        rows_quarantined=0,
-        status=MISSING,
-        failure_reasons=[],
-        contract_version=contract.version,
     )
     if not files:
         if problems:

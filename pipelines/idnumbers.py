@@ -16,28 +16,41 @@ import polars as pl
 
 from pipelines import gbt2260
 
-_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]  # 7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2
 _ID_LIKE = re.compile(
     r"(?<![0-9A-Za-z])(\d{6})(\d{7}|\d{5}|\d{8})(\d{3}[\dXx]|\d{4})(?![0-9A-Za-z])"
 )
 
 
 def check_character(body17: pl.Expr) -> pl.Expr:
-    """The 18th character for a 17-digit body (null where the body is not 17 digits)."""
-    n = body17.str.slice(0, 17).cast(pl.Int64, strict=False)
-    total = pl.sum_horizontal([((n // 10 ** (16 - i)) % 10) * w for i, w in enumerate(_WEIGHTS)])
-    code = (12 - total % 11) % 11
+    """The 18th character for a 17-digit body (null where the body is not 17 ASCII digits).
+
+    ISO 7064 MOD 11-2: Σ digit·2^(17-i) mod 11. As 13 ≡ 2 (mod 11), that is the body read as a
+    base-13 number, mod 11 (the trick `stdnum.cn.ric.calc_check_digit` uses): one vectorised
+    parse instead of seventeen digit extractions. 13^17 < 2^63, so it fits an Int64.
+    """
+    body = pl.when(body17.str.contains(r"^[0-9]{17}$")).then(body17)
+    code = (23 - 2 * (body.str.to_integer(base=13, strict=False) % 11)) % 11
     return pl.when(code == 10).then(pl.lit("X")).otherwise(code.cast(pl.String))
 
 
-def normalise(raw: pl.Expr) -> pl.Expr:
+def body17(raw: pl.Expr) -> pl.Expr:
+    """The 17 digits before the check character: a 15-digit first-generation number upgraded
+    (`19` inserted after the six address digits), else the first 17 characters."""
+    s = raw.str.strip_chars().str.to_uppercase()
+    upgraded = s.str.slice(0, 6) + pl.lit("19") + s.str.slice(6, 9)
+    # ASCII digits only: `\d` also matches full-width digits (typed in a Chinese input mode)
+    return pl.when(s.str.contains(r"^[0-9]{15}$")).then(upgraded).otherwise(s.str.slice(0, 17))
+
+
+def normalise(raw: pl.Expr, check: pl.Expr | None = None) -> pl.Expr:
     """Trimmed, upper-cased (`x` → `X`), 15-digit first-generation numbers upgraded to 18
     (insert `19` after the six address digits, then compute the check character). Anything else
-    is returned trimmed and upper-cased, for the format check to reject."""
+    is returned trimmed and upper-cased, for the format check to reject. `check` may pass the
+    already computed `check_character(body17(raw))`."""
     s = raw.str.strip_chars().str.to_uppercase()
-    body = s.str.slice(0, 6) + pl.lit("19") + s.str.slice(6, 9)
-    # ASCII digits only: `\d` also matches full-width digits (typed in a Chinese input mode)
-    return pl.when(s.str.contains(r"^[0-9]{15}$")).then(body + check_character(body)).otherwise(s)
+    body = body17(raw)
+    check = check_character(body) if check is None else check
+    return pl.when(s.str.contains(r"^[0-9]{15}$")).then(body + check).otherwise(s)
 
 
 def is_well_formed(norm: pl.Expr) -> pl.Expr:
@@ -50,15 +63,23 @@ def birth_date(norm: pl.Expr) -> pl.Expr:
     return pl.when(born.dt.year() >= 1).then(born)  # there is no year 0
 
 
-def failures(norm: pl.Expr, quarter_end: dt.date) -> dict[str, pl.Expr]:
-    """Reason suffix -> expression true where a non-null normalised number fails it."""
+def failures(
+    norm: pl.Expr,
+    quarter_end: dt.date,
+    *,
+    check: pl.Expr | None = None,
+    born: pl.Expr | None = None,
+) -> dict[str, pl.Expr]:
+    """Reason suffix -> expression true where a non-null normalised number fails it. `check`
+    and `born` may pass the already computed check character and birth date."""
     ok_form = is_well_formed(norm)
-    born = birth_date(norm)
+    born = birth_date(norm) if born is None else born
+    check = check_character(norm.str.slice(0, 17)) if check is None else check
     # a dense table indexed by the six digits: a gather streams, a dictionary replace does not
     last_year = pl.lit(_last_year_table()).gather(norm.str.slice(0, 6).cast(pl.Int32, strict=False))
     return {
         "format": norm.is_not_null() & ~ok_form,
-        "check_character": ok_form & (norm.str.slice(17, 1) != check_character(norm)),
+        "check_character": ok_form & (norm.str.slice(17, 1) != check),
         "birth_date": ok_form & (born.is_null() | (born > pl.lit(quarter_end))),
         # in force at some time from the birth year on (extracts.md §2)
         "address_code": ok_form & born.is_not_null() & (last_year < born.dt.year()),

@@ -4,9 +4,9 @@
     python -m bench.steps gate  '{"landing": ..., "out": ..., "quarter": ..., ...}'
 
 `floor`: DuckDB counting the file's rows, every column as text — the least any reader can do.
-`gate`: the real `pipelines.gate.run_extract`, unchanged; its pieces (read, encoding check,
-polars read, header mapping, evaluation, split, reasons, writes) are wrapped only to record when
-each starts and ends and the RSS at those moments.
+`gate`: the real `pipelines.gate.run_extract`, unchanged; its pieces (read and encoding check,
+pass 1, pass 2 with its writes, weighing, reason counts) are wrapped only to record when each
+starts and ends and the RSS at those moments.
 """
 
 from __future__ import annotations
@@ -50,22 +50,14 @@ def gate(args: dict, tracer: Tracer) -> dict:
     contract = all_contracts()[("mps", "residents")]
     quarter = Quarter.parse(args["quarter"])
 
-    tracer.wrap(ingest, "read_file", "read (ingest.read_file)")
+    tracer.wrap(ingest, "read_file", "read (ingest.read_file: encoding, hash, lazy scan)")
     tracer.wrap(ingest, "detect_encoding", "encoding check + sha256 (Python, 1 pass)")
-    tracer.wrap(pl, "read_csv", "pl.read_csv (all text)")
     tracer.wrap(ingest, "_map_headers", "map headers + row_number")
+    tracer.wrap(gate_mod, "_first_pass", "pass 1: count rows, settle duplicates (streaming)")
     tracer.wrap(gate_mod, "evaluate", "evaluate: build lazy plan")
-    tracer.wrap(pl.LazyFrame, "collect", "evaluate: collect (__v + check flags)", top_only=True)
-    tracer.wrap(pl.DataFrame, "filter", "split: DataFrame.filter", top_only=True)
-    tracer.wrap(pl.DataFrame, "with_columns", "split: reasons list", top_only=True)
-    tracer.wrap(gate_mod, "_count_reasons", "count reasons + examples")
-    tracer.wrap(gate_mod, "_as_received", "quarantine frame as received")
-    tracer.wrap(gate_mod, "staging_frame", "staging frame (typed)")
-    tracer.wrap(
-        gate_mod,
-        "_write",
-        lambda frame, path: f"write {Path(path).parts[-3]} parquet ({frame.height:,} rows)",
-    )
+    tracer.wrap(pl, "collect_all", "pass 2: check every row, write staging + quarantine")
+    tracer.wrap(gate_mod, "_share_and_snapshot", "weigh the file (share, snapshot)")
+    tracer.wrap(gate_mod, "_count_reasons", "count reasons + examples (from quarantine file)")
 
     t0 = time.perf_counter()
     checked = tracer.span(

@@ -6,12 +6,21 @@ per check, so GE's unexpected rows and the gate's quarantined rows agree row for
 
 - Native expectations where they are exact equivalents of the Polars check: `required` (not
   null), `codes` and `county` (in set; nulls pass, as in the gate), `type_money`/`type_int`/
-  `type_decimal` (the same regex constants), and `duplicate_key` when every key column is one GE
-  sees exactly as the gate compares it (id, code, county, text).
+  `type_decimal` (the same regex constants), and, when the whole extract is validated as one
+  frame, `duplicate_key` when every key column is one GE sees exactly as the gate compares it
+  (id, code, county, text).
 - Every other check is one of two custom expectations whose metric runs the gate's own Polars
   code (`checks.evaluate`) on the columns GE hands it: a column map for a check reading one
   column, a multicolumn map (`ignore_row_if="never"`, the Polars code decides about nulls) for a
   check reading several.
+
+Streaming: the extract is validated in batches of at most `batch_rows` rows, taken from one
+streaming pass over the gate's checked source (`checks.evaluate` of the scan), so a province's
+registry never sits in memory whole. The two checks that compare rows (`duplicate_key`,
+`group_agreement`) were settled over the whole extract by `checks.cross_row_context`; with those
+sets in the context they compile to the custom expectation, a per-row membership test that gives
+the same answer in any batch (GE's native uniqueness would only see its own batch). The batches'
+results are merged into ONE validation per extract per quarter with exact whole-extract counts.
 
 One validation per extract per quarter, named `<quarter>.<dept>.<extract>`, in a file context at
 `<out>/gx`, with Data Docs at `<out>/data_docs/index.html` (outputs.md §4). Stored results keep
@@ -22,6 +31,7 @@ rendered.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import functools
@@ -30,7 +40,7 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -61,6 +71,7 @@ from great_expectations.expectations.metrics.map_metric_provider import (  # noq
     multicolumn_condition_partial,
 )
 from great_expectations.validator.v1_validator import Validator  # noqa: E402
+from great_expectations.validator.validator import calc_validation_statistics  # noqa: E402
 
 # `row_checks`: the module; `checks` is what the gate compiled (a list of `Check`), as in gate.py.
 from pipelines import checks as row_checks  # noqa: E402
@@ -103,31 +114,84 @@ _REGEX = {
 }
 
 
-# --- the frame GE validates -------------------------------------------------------------------
+# --- the frame GE validates, batch by batch ---------------------------------------------------
 
 
-def ge_frame(checked: pl.DataFrame, contract: Contract) -> pd.DataFrame:
-    """The frame GE validates, from the gate's checked frame (`run_extract(keep_frame=True)`).
-
-    One column per contract column present in the file, under its canonical name: the typed
-    value for id/code/county columns, the trimmed text (empty as null) for every other type.
-    Row order is kept and the index is a RangeIndex, so GE's `unexpected_index_list` are row
-    positions in the file.
-    """
-    cols = [
+def _ge_columns(contract: Contract, present: set[str]) -> list[pl.Expr]:
+    """One column per contract column present, under its canonical name: the typed value for
+    id/code/county columns, the trimmed text (empty as null) for every other type."""
+    return [
         (pl.col(f"{c.name}__v") if c.value_type in _TYPED_IN_GE else row_checks.text(c.name))
         .cast(pl.String)
         .alias(c.name)
         for c in contract.columns
-        if c.name in checked.columns
+        if c.name in present
     ]
-    return checked.select(cols).to_pandas()  # through Arrow; RangeIndex
+
+
+def ge_frame(checked: pl.DataFrame, contract: Contract) -> pd.DataFrame:
+    """The frame GE validates, from the gate's checked rows (`checks.evaluate`: the received
+    text under canonical names and the `__v` typed columns), or from one batch of them.
+
+    Row order is kept and the index is a RangeIndex, so GE's `unexpected_index_list` are row
+    positions in the frame (in the batch: `validate` adds the batch's first position).
+    """
+    return checked.select(_ge_columns(contract, set(checked.columns))).to_pandas()  # via Arrow
+
+
+def batches(
+    source: pl.LazyFrame | pl.DataFrame, contract: Contract, batch_rows: int
+) -> Iterator[pl.DataFrame]:
+    """The GE columns of `source` in consecutive batches of at most `batch_rows` rows, in row
+    order, without the whole in memory.
+
+    A LazyFrame is run ONCE, by the streaming engine (`LazyFrame.collect_batches`), projected to
+    the columns GE reads first (so the gate's flag columns are not computed again); the engine
+    holds a few chunks ahead of the consumer and waits for it, so memory stays bounded by the
+    batch size, not by the extract. A CSV scan cannot seek to a row: repeated `slice(offset, n)`
+    would re-read the file up to each batch. A DataFrame is cut into zero-copy slices.
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
+    if isinstance(source, pl.DataFrame):
+        columns = _ge_columns(contract, set(source.columns))
+        for part in source.iter_slices(batch_rows):
+            yield part.select(columns)
+        return
+    present = set(source.collect_schema().names())
+    stream = source.select(_ge_columns(contract, present)).collect_batches(
+        chunk_size=batch_rows, maintain_order=True, engine="streaming"
+    )
+    yield from _rebatch(stream, batch_rows)
+
+
+def _rebatch(frames: Iterable[pl.DataFrame], n: int) -> Iterator[pl.DataFrame]:
+    """Batches of exactly `n` rows (the last one shorter), whatever sizes the engine hands out:
+    `chunk_size` is what the engine buffers before it gives a chunk, not a promise."""
+    pending: list[pl.DataFrame] = []
+    rows = 0
+    for f in frames:
+        if not f.height:
+            continue
+        pending.append(f)
+        rows += f.height
+        while rows >= n:
+            whole = pl.concat(pending) if len(pending) > 1 else pending[0]
+            yield whole.slice(0, n)
+            rest = whole.slice(n)
+            pending, rows = ([rest] if rest.height else []), rest.height
+    if rows:
+        yield pl.concat(pending) if len(pending) > 1 else pending[0]
 
 
 # --- custom expectations: the gate's Polars code as GE metrics -------------------------------
 
 _CONTRACTS: dict[str, Contract] = {}  # contract name -> contract, for contracts built elsewhere
 _ROUTED_KEYS: dict[str, frozenset[str]] = {}  # token -> warning keys routed to a department
+# token -> (duplicated keys, disagreeing groups) settled over a whole extract; the token is the
+# validation's name (`<quarter>.<dept>.<extract>`), never derived from the keys (identity
+# numbers): a digest of one identity number could be reversed by trying them all.
+_CROSS_ROW: dict[str, tuple[pl.Series | None, pl.Series | None]] = {}
 
 
 def _routed_keys_token(keys: frozenset[str] | None) -> str | None:
@@ -139,6 +203,24 @@ def _routed_keys_token(keys: frozenset[str] | None) -> str | None:
     digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
     token = f"keys-{len(keys)}-{digest}"
     _ROUTED_KEYS[token] = keys
+    return token
+
+
+def settled(ctx: CheckContext, contract: Contract, present: Iterable[str] | None = None) -> bool:
+    """Whether the context carries the cross-row sets (`checks.cross_row_context`) for every
+    row-comparing check of the contract that the present columns allow."""
+    if ctx.duplicated_keys is None:
+        return False
+    have = {c.name for c in contract.columns} if present is None else set(present)
+    return ctx.disagreeing_groups is not None or not any(
+        c.kind == "group_agreement" and set(c.columns) <= have
+        for c in row_checks.compile_checks(contract, ctx)
+    )
+
+
+def _cross_row_token(contract: Contract, ctx: CheckContext, department: str | None) -> str:
+    token = f"{ctx.quarter}.{suite_name(contract, department)}"
+    _CROSS_ROW[token] = (ctx.duplicated_keys, ctx.disagreeing_groups)
     return token
 
 
@@ -161,16 +243,24 @@ def _resolve(contract_name: str, quarter: str, routed_keys: str | None, reason: 
 
 
 def _passes(
-    frame: pd.DataFrame, reason: str, contract: str, quarter: str, routed_keys: str | None
+    frame: pd.DataFrame,
+    reason: str,
+    contract: str,
+    quarter: str,
+    routed_keys: str | None,
+    cross_row: str | None,
 ) -> pd.Series:
     """True where the row passes the check: the gate's own failure expression, negated."""
     c, ctx, check = _resolve(contract, quarter, routed_keys, reason)
+    if cross_row is not None:  # looked up at every call: a re-run may bring other sets
+        duplicated, disagreeing = _CROSS_ROW[cross_row]
+        ctx = dataclasses.replace(ctx, duplicated_keys=duplicated, disagreeing_groups=disagreeing)
     lf = pl.from_pandas(frame).lazy().with_columns(pl.all().cast(pl.String))
     failed = row_checks.evaluate(lf, c, ctx, [check]).select(check.reason).collect().to_series()
     return pd.Series(~failed.to_numpy(), index=frame.index, dtype=bool)
 
 
-_RULE_KEYS = ("reason", "contract", "quarter", "routed_keys")
+_RULE_KEYS = ("reason", "contract", "quarter", "routed_keys", "cross_row")
 
 
 class ColumnValuesPassContractRule(ColumnMapMetricProvider):
@@ -178,8 +268,8 @@ class ColumnValuesPassContractRule(ColumnMapMetricProvider):
     condition_value_keys = _RULE_KEYS
 
     @column_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column, reason, contract, quarter, routed_keys=None, **kwargs):
-        return _passes(column.to_frame(), reason, contract, quarter, routed_keys)
+    def _pandas(cls, column, reason, contract, quarter, routed_keys=None, cross_row=None, **kwargs):
+        return _passes(column.to_frame(), reason, contract, quarter, routed_keys, cross_row)
 
 
 class MulticolumnValuesPassContractRule(MulticolumnMapMetricProvider):
@@ -195,8 +285,10 @@ class MulticolumnValuesPassContractRule(MulticolumnMapMetricProvider):
     )
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column_list, reason, contract, quarter, routed_keys=None, **kwargs):
-        return _passes(column_list, reason, contract, quarter, routed_keys)
+    def _pandas(
+        cls, column_list, reason, contract, quarter, routed_keys=None, cross_row=None, **kwargs
+    ):
+        return _passes(column_list, reason, contract, quarter, routed_keys, cross_row)
 
 
 class ExpectColumnValuesToPassContractRule(ColumnMapExpectation):
@@ -208,6 +300,7 @@ class ExpectColumnValuesToPassContractRule(ColumnMapExpectation):
     contract: str  # `<dept>.<extract>`
     quarter: str  # e.g. `2026Q3`: the checks depending on the quarter end
     routed_keys: str | None = None  # token of the routed warning keys (feedback)
+    cross_row: str | None = None  # token of the duplicated keys / disagreeing groups
 
     map_metric: ClassVar[str] = "column_values.safetynet_contract_rule"
     success_keys = (*_RULE_KEYS, "mostly")
@@ -223,6 +316,7 @@ class ExpectMulticolumnValuesToPassContractRule(MulticolumnMapExpectation):
     contract: str
     quarter: str
     routed_keys: str | None = None
+    cross_row: str | None = None
 
     map_metric: ClassVar[str] = "multicolumn_values.safetynet_contract_rule"
     success_keys = (*_RULE_KEYS, "mostly")
@@ -235,8 +329,12 @@ def suite_name(contract: Contract, department: str | None = None) -> str:
     return f"{department or contract.department}.{contract.extract}"
 
 
-def expectation_for(check: Check, contract: Contract, ctx: CheckContext) -> gxe.Expectation:
-    """The one expectation a check compiles to."""
+def expectation_for(
+    check: Check, contract: Contract, ctx: CheckContext, *, cross_row: str | None = None
+) -> gxe.Expectation:
+    """The one expectation a check compiles to. With `cross_row` (the token of the sets
+    settled over the whole extract) the two row-comparing checks are membership tests run by
+    the gate's code, right in any batch; without it they compare the rows of the one frame."""
     meta = {"reason": check.reason, "expected": check.expected}
     columns = list(dict.fromkeys(check.columns))
     # Data Docs show the description instead of GE's own sentence: the contract rule (the
@@ -261,8 +359,10 @@ def expectation_for(check: Check, contract: Contract, ctx: CheckContext) -> gxe.
         return gxe.ExpectColumnValuesToBeInSet(column=col, value_set=codes, **common)
     if k in _REGEX:
         return gxe.ExpectColumnValuesToMatchRegex(column=col, regex=_REGEX[k], **common)
-    if k == "duplicate_key" and all(
-        contract.column(c).value_type in _KEY_AS_IN_GE for c in columns
+    if (
+        k == "duplicate_key"
+        and cross_row is None
+        and all(contract.column(c).value_type in _KEY_AS_IN_GE for c in columns)
     ):
         # pandas `duplicated(keep=False)`: every copy of a duplicated key is unexpected.
         if len(columns) == 1:
@@ -276,6 +376,8 @@ def expectation_for(check: Check, contract: Contract, ctx: CheckContext) -> gxe.
         "quarter": str(ctx.quarter),
         "routed_keys": _routed_keys_token(ctx.routed_warning_keys),
     }
+    if k in ("duplicate_key", "group_agreement") and cross_row is not None:
+        rule["cross_row"] = cross_row
     if len(columns) == 1:
         return ExpectColumnValuesToPassContractRule(column=col, **rule, **common)
     return ExpectMulticolumnValuesToPassContractRule(
@@ -292,12 +394,23 @@ def build_suite(
     department: str | None = None,
 ) -> gx.ExpectationSuite:
     """The suite `<dept>.<extract>`: one expectation per check whose columns are all `present`
-    (default: every contract column), as the gate leaves out checks on missing columns."""
+    (default: every contract column), as the gate leaves out checks on missing columns.
+
+    When `ctx` carries the cross-row sets (`settled`), they are registered under the
+    validation's name and the row-comparing checks use them (batch by batch validation);
+    otherwise those checks compare the rows of the one frame validated."""
     if _CONTRACTS.get(contract.name) != contract:
         _CONTRACTS[contract.name] = contract
         _resolve.cache_clear()
     have = {c.name for c in contract.columns} if present is None else set(present)
-    wanted = [expectation_for(c, contract, ctx) for c in checks if set(c.columns) <= have]
+    cross_row = (
+        _cross_row_token(contract, ctx, department) if settled(ctx, contract, have) else None
+    )
+    wanted = [
+        expectation_for(c, contract, ctx, cross_row=cross_row)
+        for c in checks
+        if set(c.columns) <= have
+    ]
     # Passed to the constructor, not `add_expectation` (which looks the suite up in the current
     # context's store once per expectation).
     suite = gx.ExpectationSuite(
@@ -390,10 +503,11 @@ def validate(
     out: Path,
     contract: Contract,
     quarter: Quarter | str,
-    checked_frame: pl.DataFrame | None,
+    source: pl.LazyFrame | pl.DataFrame | None,
     ctx: CheckContext,
     checks: list[Check],
     *,
+    batch_rows: int = 1_000_000,
     result_format: dict | str | None = None,
     department: str | None = None,
     update_data_docs: bool = True,
@@ -402,10 +516,19 @@ def validate(
     """One GE validation of one extract for one quarter, stored (counts only) and rendered in
     Data Docs; a re-run replaces the quarter's earlier result for the extract.
 
+    `source` is the gate's checked extract (`gate.Checked.source`: `checks.evaluate` of the
+    read rows, a LazyFrame, or a DataFrame of the same columns). It is validated in batches of
+    at most `batch_rows` rows from one streaming pass, and the batches' results are merged into
+    one result whose counts are the whole extract's. `ctx` should carry the cross-row sets
+    (`checks.cross_row_context`); if it does not and the extract may not fit in one batch, they
+    are settled here first, at the cost of one more pass over the source.
+
     Returns {"name", "suite", "success", "error", "expectations": [{"reason", "expectation",
-    "success", "unexpected_count", "exception"}], "statistics"}. With `result_format` (tests
-    use COMPLETE) each expectation also carries its `unexpected_index_list` (row positions);
-    the stored result is scrubbed of it all the same.
+    "success", "unexpected_count", "element_count", "missing_count", "exception"}],
+    "statistics"} (statistics: GE's, over the merged expectations, plus "rows", "batches",
+    "batch_rows", "seconds"). With `result_format` (tests use COMPLETE) each expectation also
+    carries its `unexpected_index_list` (row positions in the whole extract); the stored result
+    is scrubbed of it all the same.
 
     `update_data_docs=False` stores the result without rendering it (a caller validating many
     extracts can call `build_data_docs` once at the end).
@@ -423,7 +546,7 @@ def validate(
         "expectations": [],
         "statistics": {},
     }
-    if checked_frame is None:
+    if source is None:
         summary["error"] = "nothing to validate: the file is missing or could not be read"
         return summary
     try:
@@ -432,9 +555,10 @@ def validate(
                 summary,
                 Path(out),
                 contract,
-                checked_frame,
+                source,
                 ctx,
                 checks,
+                batch_rows,
                 result_format,
                 dept,
                 update_data_docs,
@@ -450,6 +574,8 @@ def validate(
             summary["error"],
             "".join(traceback.format_tb(e.__traceback__)),
         )
+    finally:  # the sets can be large; the stored suite keeps only the token
+        _CROSS_ROW.pop(f"{ctx.quarter}.{suite_name(contract, dept)}", None)
     raised = [x for x in summary["expectations"] if x["exception"]]
     for x in raised:
         logger.error("%s: expectation for %s raised: %s", name, x["reason"], x["exception"])
@@ -465,30 +591,61 @@ def _validate(
     summary: dict,
     out: Path,
     contract: Contract,
-    checked_frame: pl.DataFrame,
+    source: pl.LazyFrame | pl.DataFrame,
     ctx: CheckContext,
     checks: list[Check],
+    batch_rows: int,
     result_format: dict | str | None,
     dept: str,
     update_data_docs: bool,
 ) -> None:
     started = time.perf_counter()
+    present = source.collect_schema().names()
+    if not settled(ctx, contract, present) and (
+        isinstance(source, pl.LazyFrame) or source.height > batch_rows
+    ):
+        # GE's own uniqueness would see one batch: settle the row-comparing checks first
+        ctx, _ = row_checks.cross_row_context(source.lazy(), contract, ctx)
     gx_context = context(out)
-    frame = ge_frame(checked_frame, contract)
-    suite = build_suite(contract, ctx, checks, present=frame.columns, department=dept)
+    suite = build_suite(
+        contract,
+        ctx,
+        checks,
+        present=[c.name for c in contract.columns if c.name in present],
+        department=dept,
+    )
     suite = gx_context.suites.add_or_update(suite)
     batch = _batch_definition(gx_context, suite.name)
     definition = gx_context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=summary["name"], data=batch, suite=suite)
     )
-    # ValidationDefinition.run would store the result as GE made it; the Validator it runs is
-    # used directly so that only a scrubbed result (counts, no values) is ever written.
-    validator = Validator(
-        batch_definition=batch,
-        result_format=result_format or DEFAULT_RESULT_FORMAT,
-        batch_parameters={"dataframe": frame},
-    )
-    results = validator.validate_expectation_suite(suite)
+    want_indexes = result_format is not None
+    merged: _Merged | None = None
+    rows = n_batches = 0
+    parts = batches(source, contract, batch_rows)
+    part = next(parts, None)
+    if part is None:  # no rows: validate the empty frame once, so the quarter has its result
+        part = source.lazy().select(_ge_columns(contract, set(present))).head(0).collect()
+    while part is not None:
+        height, frame = part.height, part.to_pandas()  # via Arrow; RangeIndex
+        part = None  # only GE's pandas copy of the batch stays in memory while it validates
+        # ValidationDefinition.run would store the result as GE made it; the Validator it runs
+        # is used directly so that only a scrubbed result (counts, no values) is ever written.
+        validator = Validator(
+            batch_definition=batch,
+            result_format=result_format or DEFAULT_RESULT_FORMAT,
+            batch_parameters={"dataframe": frame},
+        )
+        results = validator.validate_expectation_suite(suite)
+        if merged is None:
+            merged = _Merged(results, validator.active_batch_id)
+        merged.add(results, offset=rows, indexes=want_indexes)
+        rows += height
+        n_batches += 1
+        del validator, results, frame
+        part = next(parts, None)
+    assert merged is not None
+    results = merged.result()
     run_id = RunIdentifier(run_name=summary["name"], run_time=dt.datetime.now(dt.UTC))
     results.meta.update(
         validation_id=definition.id,
@@ -496,11 +653,12 @@ def _validate(
         run_id=run_id,
         validation_time=run_id.run_time,
         batch_parameters={"dataframe": "<DATAFRAME>"},
+        batches=n_batches,
+        batch_rows=batch_rows,
     )
     results.meta.get("batch_markers", {}).pop("pandas_data_fingerprint", None)
 
-    want_indexes = result_format is not None
-    for r in results.results:
+    for r, indexes in zip(results.results, merged.indexes, strict=True):
         meta = r.expectation_config.meta or {}
         res = r.result or {}
         entry = {
@@ -508,16 +666,20 @@ def _validate(
             "expectation": r.expectation_config.type,
             "success": bool(r.success),
             "unexpected_count": res.get("unexpected_count"),
+            "element_count": res.get("element_count"),
+            "missing_count": res.get("missing_count"),
             "exception": _exception_summary(r.exception_info),
         }
-        if want_indexes and "unexpected_index_list" in res:
-            entry["unexpected_index_list"] = [int(i) for i in res["unexpected_index_list"]]
+        if want_indexes and indexes is not None:
+            entry["unexpected_index_list"] = indexes
         summary["expectations"].append(entry)
         _scrub(r)
     summary["success"] = bool(results.success)
     summary["statistics"] = {
         **dict(results.statistics),
-        "rows": len(frame),
+        "rows": rows,
+        "batches": n_batches,
+        "batch_rows": batch_rows,
         "seconds": round(time.perf_counter() - started, 3),
     }
 
@@ -531,11 +693,91 @@ def _validate(
     key = ValidationResultIdentifier(
         expectation_suite_identifier=suite_id,
         run_id=run_id,
-        batch_identifier=validator.active_batch_id,
+        batch_identifier=merged.batch_id,
     )
     store.set(key, results)
     if update_data_docs:  # what a Checkpoint's UpdateDataDocsAction does, for this result only
         gx_context.build_data_docs(site_names=[SITE], resource_identifiers=[suite_id, key])
+
+
+class _Merged:
+    """The batches' results of one suite merged into one, as if GE had seen the whole extract:
+    per expectation the counts summed and the percentages recomputed (`_format_map_output`'s
+    definitions), success only if every batch succeeded (every expectation here has
+    `mostly` = 1, so that is the whole extract's success), the first exception kept, and the
+    statistics recomputed over the merged expectations. The first batch's result is the
+    template (suite, configurations, meta); its per-batch values are replaced."""
+
+    _COUNTS = ("element_count", "unexpected_count", "missing_count")
+
+    def __init__(self, first, batch_id: str | None):
+        self.template = first
+        self.batch_id = batch_id
+        n = len(first.results)
+        self.counts: list[dict[str, int] | None] = [{} for _ in range(n)]
+        self.success = [True] * n
+        self.exceptions: list[Any] = [None] * n
+        self.indexes: list[list[int] | None] = [None] * n
+
+    def add(self, batch, *, offset: int, indexes: bool) -> None:
+        if len(batch.results) != len(self.counts):  # pragma: no cover - one suite throughout
+            raise RuntimeError("batches of one validation returned different expectations")
+        for i, r in enumerate(batch.results):
+            if r.expectation_config.type != self.template.results[i].expectation_config.type:
+                raise RuntimeError("batches of one validation returned expectations out of order")
+            res = r.result or {}
+            self.success[i] = self.success[i] and bool(r.success)
+            if self.exceptions[i] is None and _exception_summary(r.exception_info):
+                self.exceptions[i] = r.exception_info
+            counts = self.counts[i]
+            if counts is not None and "unexpected_count" in res and "element_count" in res:
+                for k in self._COUNTS:
+                    if k in res and res[k] is not None:
+                        counts[k] = counts.get(k, 0) + int(res[k])
+            else:  # a batch without counts (GE raised): no count is better than a wrong one
+                self.counts[i] = None
+            if indexes and "unexpected_index_list" in res:
+                found = self.indexes[i] = self.indexes[i] or []
+                found.extend(offset + int(x) for x in res["unexpected_index_list"])
+
+    def result(self):
+        results = self.template
+        for i, r in enumerate(results.results):
+            r.success = self.success[i]
+            if self.exceptions[i] is not None:
+                r.exception_info = self.exceptions[i]
+            r.result = _percentages(self.counts[i]) if self.counts[i] is not None else {}
+        stats = calc_validation_statistics(results.results)
+        results.success = stats.success
+        results.statistics = {
+            "evaluated_expectations": stats.evaluated_expectations,
+            "successful_expectations": stats.successful_expectations,
+            "unsuccessful_expectations": stats.unsuccessful_expectations,
+            "success_percent": stats.success_percent,
+        }
+        return results
+
+
+def _percentages(counts: dict[str, int]) -> dict[str, Any]:
+    """Counts plus the percentages GE derives from them (`expectation._format_map_output`)."""
+    element = counts.get("element_count", 0)
+    unexpected = counts.get("unexpected_count", 0)
+    out: dict[str, Any] = {"element_count": element, "unexpected_count": unexpected}
+    total = unexpected / element * 100 if element else None
+    if "missing_count" in counts:
+        missing = counts["missing_count"]
+        nonmissing = element - missing
+        percent = unexpected / nonmissing * 100 if element and nonmissing else None
+        out.update(
+            unexpected_percent=percent,
+            missing_count=missing,
+            missing_percent=missing / element * 100 if element else None,
+            unexpected_percent_total=total,
+            unexpected_percent_nonmissing=percent,
+        )
+    else:
+        out["unexpected_percent"] = total
+    return out
 
 
 def _exception_summary(info: Any) -> str | None:
@@ -592,11 +834,13 @@ __all__ = [
     "DEFAULT_RESULT_FORMAT",
     "ExpectColumnValuesToPassContractRule",
     "ExpectMulticolumnValuesToPassContractRule",
+    "batches",
     "build_data_docs",
     "build_suite",
     "context",
     "expectation_for",
     "ge_frame",
+    "settled",
     "suite_name",
     "validate",
 ]

@@ -1,8 +1,11 @@
 """The Great Expectations suite and the gate agree row for row (pipelines/expectations.py).
 
-Files with planted errors go through the gate (`gate.run_extract`), then through GE with
-COMPLETE results; for every check, the rows GE finds unexpected are exactly the rows the gate
-flags. The stored results and Data Docs carry no identity number and no name.
+Files with planted errors go through the gate (`gate.run_extract`), then its checked source
+(lazy) through GE with COMPLETE results; for every check, the rows GE finds unexpected are
+exactly the rows the gate flags. Validated in small batches, a duplicated key's copies and a
+disagreeing case's rows fall into different batches, and the one merged result still has the
+whole extract's counts and rows. The stored results and Data Docs carry no identity number and
+no name.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import csv
 import datetime as dt
 import fcntl
 import json
+import math
 import random
 import threading
 from pathlib import Path
@@ -18,11 +22,14 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 import pytest
+from polars.io.plugins import register_io_source
 from stdnum.cn import ric
 
+from pipelines import checks as row_checks
 from pipelines import contracts, expectations, gate, gbt2260
 from pipelines import samples as factories
 from pipelines.checks import CheckContext, compile_checks
+from pipelines.ingest import ROW_NUMBER
 from pipelines.quarters import Quarter
 
 QUARTER = Quarter.parse("2026Q3")
@@ -329,10 +336,42 @@ PLANTED = {
 }
 
 
+class Gated:
+    """What the gate hands to GE for one extract: its checks, the context that settled the
+    row-comparing checks over the whole extract, and the checked source (lazy); plus, for the
+    tests, the source collected (small files): the gate's flag for every row and check."""
+
+    def __init__(self, contract, checked: gate.Checked, csv: Path):
+        self.contract, self.checked, self.checks = contract, checked, checked.checks
+        source = getattr(checked, "source", None)
+        if hasattr(checked, "source"):
+            self.ctx = checked.ctx
+        else:  # gate.py before the streaming rewrite: the same source, built here
+            raw = pl.scan_csv(csv, infer_schema=False).with_row_index(ROW_NUMBER, offset=1)
+            self.ctx, _ = row_checks.cross_row_context(raw, contract, checked.ctx)
+            source = row_checks.evaluate(raw, contract, self.ctx, self.checks)
+        assert source is not None, "the gate read no rows"
+        assert expectations.settled(self.ctx, contract)
+        self.source: pl.LazyFrame = source
+        self.frame: pl.DataFrame = source.collect()
+
+
+def run_gate(contract, landing: Path, out: Path, sender: str, routed=None) -> Gated:
+    checked = gate.run_extract(
+        contract, landing, out, QUARTER, department=sender, routed_warning_keys=routed
+    )
+    return Gated(contract, checked, landing / str(QUARTER) / sender / f"{contract.extract}.csv")
+
+
 class Run:
-    def __init__(self, contract, checked, summary, rows, wanted):
-        self.contract, self.checked, self.summary = contract, checked, summary
-        self.rows, self.wanted = rows, wanted
+    def __init__(self, gated: Gated, sender, summary, rows, wanted):
+        self.gated, self.contract, self.sender = gated, gated.contract, sender
+        self.summary, self.rows, self.wanted = summary, rows, wanted
+
+    def validate(self, out: Path, **kwargs) -> dict:
+        g = self.gated
+        args = (out, self.contract, QUARTER, g.source, g.ctx, g.checks)
+        return expectations.validate(*args, department=self.sender, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -346,28 +385,11 @@ def planted(tmp_path_factory) -> tuple[Path, dict[str, Run]]:
         contract = contracts.all_contracts()[(dept, extract)]
         assert header == [c.name for c in contract.columns]  # rows are read by position below
         keys = ROUTED if dept == "any" else None
-        checked = gate.run_extract(
-            contract,
-            landing,
-            out,
-            QUARTER,
-            department=sender,
-            routed_warning_keys=keys,
-            keep_frame=True,
-        )
-        assert checked.frame is not None and checked.frame.height == len(rows)
-        summary = expectations.validate(
-            out,
-            contract,
-            QUARTER,
-            checked.frame,
-            CheckContext(QUARTER, keys),
-            checked.checks,
-            result_format=COMPLETE,
-            department=sender,
-            raise_errors=True,
-        )
-        runs[f"{sender}.{extract}"] = Run(contract, checked, summary, rows, wanted)
+        gated = run_gate(contract, landing, out, sender, keys)
+        assert gated.frame.height == len(rows)
+        run = Run(gated, sender, None, rows, wanted)
+        run.summary = run.validate(out, result_format=COMPLETE, raise_errors=True)
+        runs[f"{sender}.{extract}"] = run
     return out, runs
 
 
@@ -375,15 +397,16 @@ def gate_rows(frame: pl.DataFrame, reason: str) -> set[int]:
     return set(frame.with_row_index("position").filter(pl.col(reason))["position"].to_list())
 
 
-def assert_agrees(checked: gate.Checked, summary: dict) -> None:
-    flags = [c.reason for c in checked.checks if c.reason in checked.frame.columns]
+def assert_agrees(gated: Gated, summary: dict) -> None:
+    flags = [c.reason for c in gated.checks if c.reason in gated.frame.columns]
     reasons = [e["reason"] for e in summary["expectations"]]
     assert sorted(reasons) == sorted(flags), "one expectation per check evaluated by the gate"
     for e in summary["expectations"]:
         assert e["exception"] is None, (e["reason"], e["exception"])
         ge_rows = set(e["unexpected_index_list"])
-        assert ge_rows == gate_rows(checked.frame, e["reason"]), e["reason"]
-        assert e["unexpected_count"] == len(ge_rows), e["reason"]
+        assert ge_rows == gate_rows(gated.frame, e["reason"]), e["reason"]
+        assert e["unexpected_count"] == len(e["unexpected_index_list"]) == len(ge_rows)
+        assert e["element_count"] == gated.frame.height, e["reason"]
         assert e["success"] == (not ge_rows), e["reason"]
 
 
@@ -392,7 +415,8 @@ def test_ge_and_the_gate_fail_the_same_rows_of_a_file_with_planted_errors(plante
     _, runs = planted
     run = runs[name]
     assert run.summary["error"] is None
-    assert_agrees(run.checked, run.summary)
+    assert run.summary["statistics"]["batches"] == 1
+    assert_agrees(run.gated, run.summary)
     failing = {e["reason"] for e in run.summary["expectations"] if not e["success"]}
     assert run.wanted <= failing, f"planted but not caught: {sorted(run.wanted - failing)}"
     assert run.summary["success"] is False
@@ -402,15 +426,71 @@ def test_every_copy_of_a_duplicated_key_is_unexpected(planted):
     _, runs = planted
     residents, employment = runs["mps.residents"], runs["hrss.employment"]
     dup = {e["reason"]: e for e in residents.summary["expectations"]}["duplicate_key"]
-    assert dup["expectation"] == "expect_column_values_to_be_unique"
+    # settled over the whole extract by the gate: a membership test, right in any batch
+    assert dup["expectation"] == "expect_column_values_to_pass_contract_rule"
     ids = [r[0] for r in residents.rows]
     eighteen = ids[7]
     fifteen_at = next(i for i, v in enumerate(ids) if len(v) == 15 and v[:6] == eighteen[:6])
     # the 15-digit number and its 18-digit upgrade are one person sent twice
     assert {7, fifteen_at} <= set(dup["unexpected_index_list"])
     dup = {e["reason"]: e for e in employment.summary["expectations"]}["duplicate_key"]
-    assert dup["expectation"] == "expect_compound_columns_to_be_unique"
+    assert dup["expectation"] == "expect_multicolumn_values_to_pass_contract_rule"
     assert set(dup["unexpected_index_list"]) == {3, 4}  # rows 7 and 8 lack an employer
+
+
+def test_a_whole_frame_without_settled_sets_keeps_ges_own_uniqueness(planted, tmp_path):
+    """A frame validated whole, with a context that did not settle the row-comparing checks:
+    GE's native uniqueness compares the rows itself, and still agrees with the gate."""
+    _, runs = planted
+    for name, native in [
+        ("mps.residents", "expect_column_values_to_be_unique"),
+        ("hrss.employment", "expect_compound_columns_to_be_unique"),
+    ]:
+        run = runs[name]
+        g = run.gated
+        summary = expectations.validate(
+            tmp_path,
+            run.contract,
+            QUARTER,
+            g.frame,  # a DataFrame, in one batch
+            CheckContext(QUARTER),
+            g.checks,
+            result_format=COMPLETE,
+            update_data_docs=False,
+            raise_errors=True,
+        )
+        dup = {e["reason"]: e for e in summary["expectations"]}["duplicate_key"]
+        assert dup["expectation"] == native
+        assert summary["statistics"]["batches"] == 1
+        assert_agrees(g, summary)
+
+
+def test_without_settled_sets_more_than_one_batch_settles_them_first(planted, tmp_path):
+    """A context without the cross-row sets, and a source that may not fit one batch (a
+    DataFrame taller than a batch, or a LazyFrame, whose height is unknown): `validate`
+    settles them over the whole source first, so a case split across batches is still
+    caught whole."""
+    _, runs = planted
+    run = runs["mca.assistance_roster"]
+    g = run.gated
+    for source, batch_rows in ((g.frame, 7), (g.source, 1000)):
+        summary = expectations.validate(
+            tmp_path,
+            run.contract,
+            QUARTER,
+            source,
+            CheckContext(QUARTER),
+            g.checks,
+            batch_rows=batch_rows,
+            result_format=COMPLETE,
+            department=run.sender,
+            update_data_docs=False,
+            raise_errors=True,
+        )
+        assert summary["statistics"]["batches"] == math.ceil(len(run.rows) / batch_rows)
+        dup = {e["reason"]: e for e in summary["expectations"]}["duplicate_key"]
+        assert dup["expectation"] == "expect_column_values_to_pass_contract_rule"  # not unique
+        assert_agrees(g, summary)
 
 
 def test_a_key_with_a_month_is_compared_on_the_parsed_month(planted):
@@ -438,13 +518,170 @@ def test_a_deceased_resident_without_status_date_is_caught_by_ge(planted):
     assert run.rows[row][8] == "DECEASED" and run.rows[row][9] == ""
 
 
+# --- batch by batch ---------------------------------------------------------------------------
+
+
+def _cross_row_groups(run: Run) -> dict[str, list[list[int]]]:
+    """Per row-comparing check, the positions of each duplicated key / disagreeing case."""
+    g = run.gated
+    out: dict[str, list[list[int]]] = {}
+    for check in g.checks:
+        if check.kind == "duplicate_key":
+            by = row_checks.key_text(check.columns)
+        elif check.kind == "group_agreement":
+            by = pl.col(f"{check.arguments['group']}__v")
+        else:
+            continue
+        groups = (
+            g.frame.with_row_index("position")
+            .filter(pl.col(check.reason))
+            .group_by(by.alias("group"))
+            .agg("position")
+        )
+        out[check.reason] = [sorted(p) for p in groups["position"].to_list()]
+    return out
+
+
+def _stored(out: Path, run: Run) -> dict[str, dict]:
+    folder = out / "gx" / "uncommitted" / "validations" / run.sender / run.contract.extract
+    (path,) = folder.rglob("*.json")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return {r["expectation_config"]["meta"]["reason"]: r for r in doc["results"]} | {
+        "": {"success": doc["success"], "statistics": doc["statistics"]}
+    }
+
+
+# batch sizes that split each planted file's duplicated keys and disagreeing cases
+SPLITTING_BATCH_ROWS = {
+    "mps.residents": 7,  # the 18- and 15-digit numbers of one person: rows 7 and 68
+    "mca.assistance_roster": 7,  # case C0003: rows 6 and 7
+    "nhsa.settlements": 8,  # rows 7 and 8
+    "hrss.employment": 4,  # rows 3 and 4
+    "cdpf.disability_subsidies": 8,  # rows 7 and 8
+    "mca.feedback": 5,  # rows 4 and 5
+}
+
+
+@pytest.mark.parametrize("name", list(SPLITTING_BATCH_ROWS))
+def test_validated_in_small_batches_the_counts_are_the_whole_extracts(planted, tmp_path, name):
+    """A duplicated key's copies and a disagreeing case's rows fall into different batches,
+    and every count, percentage and row is still the whole extract's: the same as in one
+    batch, and the gate's flags row for row."""
+    out, runs = planted
+    run = runs[name]
+    batch_rows = SPLITTING_BATCH_ROWS[name]
+    groups = _cross_row_groups(run)
+    split = {
+        reason
+        for reason, positions in groups.items()
+        if any(len({p // batch_rows for p in ps}) > 1 for ps in positions)
+    }
+    assert split == {reason for reason, positions in groups.items() if positions}
+    assert split, "the test is about rows compared across batches"
+
+    summary = run.validate(
+        tmp_path, batch_rows=batch_rows, result_format=COMPLETE, raise_errors=True
+    )
+    stats = summary["statistics"]
+    assert stats["batches"] == math.ceil(len(run.rows) / batch_rows) > 1
+    assert stats["rows"] == len(run.rows)
+    assert_agrees(run.gated, summary)
+    whole = {e["reason"]: e for e in run.summary["expectations"]}
+    for e in summary["expectations"]:
+        assert e == whole[e["reason"]], e["reason"]
+    assert summary["success"] == run.summary["success"]
+    for k in ("evaluated_expectations", "successful_expectations", "success_percent"):
+        assert stats[k] == run.summary["statistics"][k], k
+    stored, stored_whole = _stored(tmp_path, run), _stored(out, run)
+    assert stored.keys() == stored_whole.keys()
+    for reason, r in stored.items():
+        assert r["success"] == stored_whole[reason]["success"], reason
+        if reason:
+            assert r["result"] == pytest.approx(stored_whole[reason]["result"]), reason
+            assert set(r["result"]) >= {"element_count", "unexpected_count"}
+        else:
+            assert r["statistics"] == stored_whole[""]["statistics"]
+
+
+def test_the_source_is_read_once_however_many_batches(planted, tmp_path):
+    """One streaming pass: a CSV scan cannot seek to a row, so reading batch k must not read
+    the file again up to it. An IO source counts the passes over the planted file."""
+    _, runs = planted
+    run = runs["mps.residents"]
+    g = run.gated
+    text = g.frame.select(pl.col(ROW_NUMBER), *[c.name for c in run.contract.columns])
+    passes: list[int] = []
+
+    def scan(with_columns, predicate, n_rows, batch_size):
+        passes.append(1)
+        for part in text.iter_slices(5):
+            yield part if with_columns is None else part.select(with_columns)
+
+    raw = register_io_source(scan, schema=text.schema)
+    source = row_checks.evaluate(raw, run.contract, g.ctx, g.checks)
+    summary = expectations.validate(
+        tmp_path,
+        run.contract,
+        QUARTER,
+        source,
+        g.ctx,
+        g.checks,
+        batch_rows=20,
+        result_format=COMPLETE,
+        update_data_docs=False,
+        raise_errors=True,
+    )
+    assert summary["statistics"]["batches"] == math.ceil(len(run.rows) / 20) > 1
+    assert len(passes) == 1
+    assert_agrees(g, summary)
+
+
+def test_batches_are_consecutive_and_at_most_batch_rows(planted):
+    _, runs = planted
+    run = runs["nhsa.settlements"]
+    g = run.gated
+    whole = expectations.ge_frame(g.frame, run.contract)
+    for source in (g.source, g.frame):
+        parts = list(expectations.batches(source, run.contract, 7))
+        assert [p.height for p in parts] == [7] * (len(run.rows) // 7) + [len(run.rows) % 7]
+        joined = pl.concat(parts).to_pandas()
+        pd.testing.assert_frame_equal(joined, whole)
+    with pytest.raises(ValueError):
+        next(expectations.batches(g.source, run.contract, 0))
+    sizes = [3, 5, 0, 10, 1]
+    frames = [pl.DataFrame({"a": list(range(n))}) for n in sizes]
+    assert [f.height for f in expectations._rebatch(frames, 4)] == [4, 4, 4, 4, 3]
+
+
+def test_an_empty_extract_is_validated_once(planted, tmp_path):
+    _, runs = planted
+    run = runs["hrss.employment"]
+    g = run.gated
+    summary = expectations.validate(
+        tmp_path,
+        run.contract,
+        QUARTER,
+        g.source.head(0),
+        g.ctx,
+        g.checks,
+        update_data_docs=False,
+        raise_errors=True,
+    )
+    assert summary["error"] is None and summary["success"] is True
+    assert summary["statistics"]["rows"] == 0 and summary["statistics"]["batches"] == 1
+    assert all(e["unexpected_count"] == 0 for e in summary["expectations"])
+
+
+# --- the suite, the frame, the stored results ---------------------------------------------------
+
+
 def test_each_check_has_one_expectation_named_after_its_reason(planted):
     _, runs = planted
     run = runs["mps.residents"]
-    ctx = CheckContext(QUARTER)
-    suite = expectations.build_suite(run.contract, ctx, run.checked.checks)
+    checks = run.gated.checks
+    suite = expectations.build_suite(run.contract, CheckContext(QUARTER), checks)
     assert suite.name == "mps.residents"
-    assert [e.meta["reason"] for e in suite.expectations] == [c.reason for c in run.checked.checks]
+    assert [e.meta["reason"] for e in suite.expectations] == [c.reason for c in checks]
     assert all(e.meta["expected"] for e in suite.expectations)
     kinds = {e.meta["reason"]: type(e).__name__ for e in suite.expectations}
     assert kinds["gender.codes"] == "ExpectColumnValuesToBeInSet"
@@ -452,14 +689,22 @@ def test_each_check_has_one_expectation_named_after_its_reason(planted):
     assert kinds["name.required"] == "ExpectColumnValuesToNotBeNull"
     assert kinds["id_number.check_character"] == "ExpectColumnValuesToPassContractRule"
     assert kinds["gender.disagrees_with_id"] == "ExpectMulticolumnValuesToPassContractRule"
+    assert kinds["duplicate_key"] == "ExpectColumnValuesToBeUnique"  # no settled sets
     custom = [e for e in suite.expectations if hasattr(e, "reason")]
     assert all(e.reason == e.meta["reason"] for e in custom)
+    assert all(e.cross_row is None for e in custom)
+    settled = expectations.build_suite(run.contract, run.gated.ctx, checks, department="mps")
+    by_reason = {e.meta["reason"]: e for e in settled.expectations}
+    dup = by_reason["duplicate_key"]
+    assert type(dup).__name__ == "ExpectColumnValuesToPassContractRule"
+    assert dup.cross_row == f"{QUARTER}.mps.residents"  # a name, nothing from the keys
+    assert by_reason["id_number.check_character"].cross_row is None
 
 
 def test_the_ge_frame_holds_typed_codes_and_trimmed_text(planted):
     _, runs = planted
     run = runs["mps.residents"]
-    frame = expectations.ge_frame(run.checked.frame, run.contract)
+    frame = expectations.ge_frame(run.gated.frame, run.contract)
     assert list(frame.columns) == [c.name for c in run.contract.columns]
     assert frame.index.equals(pd.RangeIndex(len(run.rows)))
     ids = frame["id_number"].tolist()
@@ -474,23 +719,23 @@ def test_missing_columns_leave_out_their_expectations(tmp_path):
     header = ["id_number", "employer_id", "monthly_wage", "started_on"]  # no ended_on
     rows = [[person(i)[0], f"E{i}", "100", "2020-01-01"] for i in range(5)]
     write(tmp_path / "landing", "hrss", "employment", header, rows)
-    checked = gate.run_extract(
-        contract, tmp_path / "landing", tmp_path / "out", QUARTER, keep_frame=True
-    )
+    gated = run_gate(contract, tmp_path / "landing", tmp_path / "out", "hrss")
     summary = expectations.validate(
         tmp_path / "out",
         contract,
         QUARTER,
-        checked.frame,
-        CheckContext(QUARTER),
-        checked.checks,
+        gated.source,
+        gated.ctx,
+        gated.checks,
+        batch_rows=2,
         result_format=COMPLETE,
         raise_errors=True,
     )
     reasons = {e["reason"] for e in summary["expectations"]}
     assert "ended_on.before_started_on" not in reasons and "ended_on.invalid_date" not in reasons
     assert "started_on.after_quarter_end" in reasons
-    assert_agrees(checked, summary)
+    assert summary["statistics"]["batches"] == 3
+    assert_agrees(gated, summary)
 
 
 def test_data_docs_exist_and_carry_no_identity_number_or_name(planted):
@@ -509,7 +754,7 @@ def test_data_docs_exist_and_carry_no_identity_number_or_name(planted):
             secrets |= {v for v in values if len(v) >= 3}
             secrets |= {v.upper() for v in values if len(v) >= 15}
             if c.value_type == "id":  # normalised too: upgraded from 15 digits, upper-cased
-                secrets |= set(run.checked.frame[f"{c.name}__v"].drop_nulls().to_list()) - {""}
+                secrets |= set(run.gated.frame[f"{c.name}__v"].drop_nulls().to_list()) - {""}
     assert any(len(s) == 18 for s in secrets) and any("林秀英" in s for s in secrets)
     files = [p for d in ("gx", "data_docs") for p in (out / d).rglob("*") if p.is_file()]
     assert any(p.suffix == ".json" and "validations" in p.parts for p in files)
@@ -535,28 +780,22 @@ def test_a_rerun_replaces_the_quarters_result(planted):
     run = runs["hrss.employment"]
     folder = out / "gx" / "uncommitted" / "validations" / "hrss" / "employment"
     before = list(folder.rglob("*.json"))
-    summary = expectations.validate(
-        out,
-        run.contract,
-        QUARTER,
-        run.checked.frame,
-        CheckContext(QUARTER),
-        run.checked.checks,
-        raise_errors=True,
-    )
+    summary = run.validate(out, batch_rows=25, raise_errors=True)
     after = list(folder.rglob("*.json"))
     assert len(before) == len(after) == 1 and before != after
     assert all("unexpected_index_list" not in e for e in summary["expectations"])
     assert summary["statistics"]["rows"] == len(run.rows)
+    assert summary["statistics"]["batches"] == 3
     assert summary["statistics"]["unsuccessful_expectations"] > 0
 
 
 def test_a_ge_problem_is_returned_not_raised(planted, tmp_path):
     _, runs = planted
     run = runs["nhsa.settlements"]
+    g = run.gated
     blocked = tmp_path / "a_file"
     blocked.write_text("not a folder")
-    args = (run.contract, QUARTER, run.checked.frame, CheckContext(QUARTER), run.checked.checks)
+    args = (run.contract, QUARTER, g.source, g.ctx, g.checks)
     summary = expectations.validate(blocked, *args)
     assert summary["success"] is False and summary["error"]
     with pytest.raises(OSError):
@@ -645,28 +884,20 @@ def test_ge_and_the_gate_agree_on_every_check_of_every_contract(tmp_path):
         fuzz = _fuzz_rows(contract, rng, 60)
         write(landing, sender, extract, header, [[r[h] for h in header] for r in rows] + fuzz)
         routed = None if keys is None else ROUTED | frozenset(keys)
-        checked = gate.run_extract(
-            contract,
-            landing,
-            out,
-            QUARTER,
-            department=sender,
-            routed_warning_keys=routed,
-            keep_frame=True,
-        )
+        gated = run_gate(contract, landing, out, sender, routed)
         summary = expectations.validate(
             out,
             contract,
             QUARTER,
-            checked.frame,
-            CheckContext(QUARTER, routed),
-            checked.checks,
+            gated.source,
+            gated.ctx,
+            gated.checks,
             result_format=COMPLETE,
             department=sender,
             update_data_docs=False,  # rendering is covered above; agreement is the point here
             raise_errors=True,
         )
-        assert_agrees(checked, summary)
+        assert_agrees(gated, summary)
         unexpected = {e["reason"]: set(e["unexpected_index_list"]) for e in summary["expectations"]}
         for reason, rows_broken in planted.items():
             assert rows_broken <= unexpected[reason], f"{contract.name}: {reason}"
@@ -683,8 +914,9 @@ def test_an_error_inside_a_custom_expectation_is_reported_not_hidden(planted, mo
         raise ZeroDivisionError("a bug in the Polars side")
 
     monkeypatch.setattr(expectations.row_checks, "evaluate", broken)
-    args = (run.contract, QUARTER, run.checked.frame, CheckContext(QUARTER), run.checked.checks)
-    summary = expectations.validate(out, *args)
+    g = run.gated
+    args = (run.contract, QUARTER, g.source, g.ctx, g.checks)
+    summary = expectations.validate(out, *args, batch_rows=7)
     raised = {e["reason"] for e in summary["expectations"] if e["exception"]}
     assert "month.outside_quarter" in raised and "amount.required" not in raised
     assert summary["success"] is False and "month.outside_quarter" in summary["error"]
@@ -698,7 +930,8 @@ def test_validations_into_one_folder_take_turns(planted, tmp_path):
     other's assets. A validation waits while another holds the folder's lock."""
     _, runs = planted
     run = runs["hrss.employment"]
-    args = (run.contract, QUARTER, run.checked.frame, CheckContext(QUARTER), run.checked.checks)
+    g = run.gated
+    args = (run.contract, QUARTER, g.source, g.ctx, g.checks)
     done = threading.Event()
 
     def validate() -> None:

@@ -331,11 +331,11 @@ def _valid_value(col: str, contract: Contract, ctx: CheckContext) -> pl.Expr:
     """A column's typed value where it passes its own value checks, else null: rows compared for
     agreement are compared on values that are themselves valid (a typo is already quarantined
     on its own row and does not make the rest of its case disagree)."""
-    own = [failure(c, contract, ctx) for c in compile_checks_for_column(contract, ctx, col)]
+    own = [failure(c, contract, ctx) for c in _own_checks(contract, ctx, col)]
     return pl.when(~pl.any_horizontal(own)).then(_v(col)) if own else _v(col)
 
 
-def compile_checks_for_column(contract: Contract, ctx: CheckContext, col: str) -> list[Check]:
+def _own_checks(contract: Contract, ctx: CheckContext, col: str) -> list[Check]:
     return [
         c
         for c in compile_checks(contract, ctx)

@@ -8,7 +8,6 @@ row: received = accepted + quarantined, always (extracts.md §2).
 from __future__ import annotations
 
 import os
-import shutil
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -420,9 +419,3 @@ def staging_frame(accepted: pl.LazyFrame, contract: Contract) -> pl.LazyFrame:
             v = text.str.to_decimal(scale=2).cast(pl.Decimal(18, 2))
         cols.append(v.alias(c.name))
     return accepted.select(*cols, ROW_NUMBER)
-
-
-def clear_quarter(out: Path, quarter: str) -> None:
-    """Forget a quarter's gate outputs before it is run again as a whole."""
-    for sub in ("staging", "quarantine"):
-        shutil.rmtree(out / quarter / sub, ignore_errors=True)

@@ -33,6 +33,7 @@ demo: $(STAMP)
 	$(BIN)/python -m pipelines.demo --out $(OUT) --quarters $(QUARTERS)
 
 ui: $(STAMP)
+	$(BIN)/python -m pipelines.operations $(abspath $(OUT))/.dagster >/dev/null
 	SAFETYNET_LANDING=$(abspath $(LANDING)) SAFETYNET_OUT=$(abspath $(OUT)) \
 	  DAGSTER_HOME=$(abspath $(OUT))/.dagster $(BIN)/dagster dev -w workspace.yaml
 

@@ -21,6 +21,7 @@ def run(
 
     from pipelines import quality
     from pipelines.definitions import JOB_NAME, build_definitions
+    from pipelines.operations import write_instance_config
 
     landing, out = landing.resolve(), out.resolve()
     if not landing.is_dir():
@@ -28,6 +29,8 @@ def run(
         return 2
     home = out / ".dagster"
     home.mkdir(parents=True, exist_ok=True)
+    # one run at a time for the UI's backfills (the CLI's own runs are in-process and in order)
+    write_instance_config(home)
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
     defs = build_definitions(landing, out)
     job = defs.resolve_job_def(JOB_NAME)
@@ -69,7 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument(
         "--log-level", default="WARNING", help="Dagster console log level (default WARNING)"
     )
+    p_gen = sub.add_parser("generate", help="write a synthetic Fujian landing folder (issue 3)")
+    p_gen.add_argument("--out", type=Path, required=True, help="landing folder to write")
+    p_gen.add_argument("--scale", default="county", choices=["test", "county", "city", "province"])
+    p_gen.add_argument("--quarters", required=True, help="e.g. 2026Q3 or 2025Q4..2026Q3")
+    p_gen.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    if args.command == "generate":
+        from pipelines.generate import generate
+
+        try:
+            quarters = parse_quarter_list(args.quarters)
+        except ValueError as e:
+            parser.error(str(e))
+        g = generate(args.out, args.scale, quarters, args.seed)
+        for q, counts in g.rows.items():
+            print(f"{q}: {sum(counts.values()):,} rows in {len(counts)} extracts")
+        print(f"wrote {args.out} ({g.bytes / 1e6:.1f} MB) in {g.seconds:.1f} s")
+        return 0
     if args.command == "run":
         try:
             quarters = parse_quarter_list(args.quarters)

@@ -29,6 +29,7 @@ from dagster import (
 from pipelines import idnumbers, quality
 from pipelines.contracts import Contract, extract_contracts, feedback_contract
 from pipelines.gate import FAILED, ExtractResult, run_extract
+from pipelines.operations import build_landing_sensor, build_quarterly_schedule
 from pipelines.quarters import Quarter, quarter_range
 
 # Fixed up front: changing the partition set later breaks backfills (ENGINEERING.md).
@@ -276,6 +277,8 @@ def build_definitions(landing: str | os.PathLike, out: str | os.PathLike) -> Def
     return Definitions(
         assets=[*extract_assets, feedback, _quality_asset(keys)],
         jobs=[job],
+        schedules=[build_quarterly_schedule(JOB_NAME)],
+        sensors=[build_landing_sensor(JOB_NAME, QUARTERS)],
         resources={"paths": SafetynetPaths(landing=str(landing), out=str(out))},
     )
 

@@ -48,6 +48,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage statistics, n
 
 import great_expectations as gx  # noqa: E402
 import great_expectations.expectations as gxe  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import polars as pl  # noqa: E402
 from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
@@ -194,6 +195,45 @@ _ROUTED_KEYS: dict[str, frozenset[str]] = {}  # token -> warning keys routed to 
 _CROSS_ROW: dict[str, tuple[pl.Series | None, pl.Series | None]] = {}
 
 
+@dataclasses.dataclass
+class _BatchFlags:
+    """The custom checks of the batch being validated, evaluated together once: GE asks each
+    custom expectation's metric in turn, and evaluating the gate's Polars code once per batch
+    instead of once per expectation makes validation several times faster. `key` says which
+    validation and batch the flags belong to; a metric asked about anything else evaluates
+    its own check on the columns it is given."""
+
+    key: tuple[str, str, str | None]  # (contract, quarter, routed keys token)
+    height: int
+    fails: dict[str, np.ndarray]
+
+
+_NATIVE_KINDS = {"required", "codes", "county", *_REGEX}  # never asked of the gate's code
+_BATCH: list[_BatchFlags] = []  # at most one: GE validates one batch at a time per process
+
+
+def _evaluate_batch(
+    part: pl.DataFrame, contract: Contract, ctx: CheckContext, suite_checks: list[Check], key
+) -> None:
+    custom = [c for c in suite_checks if c.kind not in _NATIVE_KINDS]
+    _BATCH.clear()
+    if not custom:
+        return
+    present = set(part.columns)
+    custom = [c for c in custom if set(c.columns) <= present]
+    if not custom:
+        return
+    try:
+        flags = (
+            row_checks.evaluate(part.lazy(), contract, ctx, custom)
+            .select([c.reason for c in custom])
+            .collect()
+        )
+    except Exception:  # noqa: BLE001 - each expectation then evaluates itself, and GE reports
+        return  # the error against the expectations it breaks (not as one opaque failure)
+    _BATCH.append(_BatchFlags(key, part.height, {n: flags[n].to_numpy() for n in flags.columns}))
+
+
 def _routed_keys_token(keys: frozenset[str] | None) -> str | None:
     """A short, stable token for a set of routed warning keys (the set itself can be large and
     does not belong in a suite): the same keys give the same token, so a re-run leaves the
@@ -251,6 +291,10 @@ def _passes(
     cross_row: str | None,
 ) -> pd.Series:
     """True where the row passes the check: the gate's own failure expression, negated."""
+    if _BATCH and _BATCH[0].key == (contract, quarter, routed_keys) and reason in _BATCH[0].fails:
+        positions = frame.index.to_numpy()  # GE keeps the batch's RangeIndex (nulls dropped)
+        if positions.size == 0 or positions.max() < _BATCH[0].height:
+            return pd.Series(~_BATCH[0].fails[reason][positions], index=frame.index, dtype=bool)
     c, ctx, check = _resolve(contract, quarter, routed_keys, reason)
     if cross_row is not None:  # looked up at every call: a re-run may bring other sets
         duplicated, disagreeing = _CROSS_ROW[cross_row]
@@ -620,30 +664,35 @@ def _validate(
         gx.ValidationDefinition(name=summary["name"], data=batch, suite=suite)
     )
     want_indexes = result_format is not None
+    batch_key = (contract.name, str(ctx.quarter), _routed_keys_token(ctx.routed_warning_keys))
     merged: _Merged | None = None
     rows = n_batches = 0
     parts = batches(source, contract, batch_rows)
     part = next(parts, None)
     if part is None:  # no rows: validate the empty frame once, so the quarter has its result
         part = source.lazy().select(_ge_columns(contract, set(present))).head(0).collect()
-    while part is not None:
-        height, frame = part.height, part.to_pandas()  # via Arrow; RangeIndex
-        part = None  # only GE's pandas copy of the batch stays in memory while it validates
-        # ValidationDefinition.run would store the result as GE made it; the Validator it runs
-        # is used directly so that only a scrubbed result (counts, no values) is ever written.
-        validator = Validator(
-            batch_definition=batch,
-            result_format=result_format or DEFAULT_RESULT_FORMAT,
-            batch_parameters={"dataframe": frame},
-        )
-        results = validator.validate_expectation_suite(suite)
-        if merged is None:
-            merged = _Merged(results, validator.active_batch_id)
-        merged.add(results, offset=rows, indexes=want_indexes)
-        rows += height
-        n_batches += 1
-        del validator, results, frame
-        part = next(parts, None)
+    try:
+        while part is not None:
+            height, frame = part.height, part.to_pandas()  # via Arrow; RangeIndex
+            _evaluate_batch(part, contract, ctx, checks, batch_key)
+            part = None  # only GE's pandas copy of the batch stays in memory while it validates
+            # ValidationDefinition.run would store the result as GE made it; the Validator it runs
+            # is used directly so that only a scrubbed result (counts, no values) is ever written.
+            validator = Validator(
+                batch_definition=batch,
+                result_format=result_format or DEFAULT_RESULT_FORMAT,
+                batch_parameters={"dataframe": frame},
+            )
+            results = validator.validate_expectation_suite(suite)
+            if merged is None:
+                merged = _Merged(results, validator.active_batch_id)
+            merged.add(results, offset=rows, indexes=want_indexes)
+            rows += height
+            n_batches += 1
+            del validator, results, frame
+            part = next(parts, None)
+    finally:
+        _BATCH.clear()  # flags belong to one batch; never let another validation see them
     assert merged is not None
     results = merged.result()
     run_id = RunIdentifier(run_name=summary["name"], run_time=dt.datetime.now(dt.UTC))

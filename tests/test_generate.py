@@ -1,0 +1,167 @@
+"""The synthetic province generator (issue 3): deterministic bytes, contracts passed except for
+the planted bad rows, counted exactly, and a plausible population."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines import cli, contracts, gate, gbt2260, samples
+from pipelines.generate import PLANTED_ERRORS, generate, planted_errors, plants, province
+from pipelines.generate.plants import PLANTED_CASES
+from pipelines.quarters import Quarter
+
+Q2, Q3 = Quarter(2026, 2), Quarter(2026, 3)
+SEED = 7
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("generated") / "landing"
+    generate(folder, "test", [Q2, Q3], SEED)
+    return folder
+
+
+def test_layout_and_habits(landed: Path):
+    files = set(digests(landed))
+    for q in (Q2, Q3):
+        for c in contracts.extract_contracts():
+            hits = [f for f in files if f.startswith(f"{q}/{c.department}/{c.extract}.")]
+            assert len(hits) == 1, (q, c.name, hits)
+        assert f"{q}/{PLANTED_ERRORS}" in files
+    assert f"{Q3}/nhsa/settlements.parquet" in files
+    assert f"{Q3}/cdpf/disability_certificates.xlsx" in files
+    assert f"{Q3}/nhsa/manifest.json" in files
+    raw = (landed / str(Q3) / "mps" / "residents.csv").read_bytes()
+    assert raw.decode("gb18030").startswith("公民身份号码,")
+    assert (landed / str(Q3) / "mca" / "assistance_roster.csv").read_bytes()[:3] == b"\xef\xbb\xbf"
+
+
+def test_same_seed_same_bytes(landed: Path, tmp_path: Path):
+    again = tmp_path / "again"
+    generate(again, "test", [Q2, Q3], SEED)
+    assert digests(again) == digests(landed)
+    # a quarter generated alone is the same as within a range
+    alone = tmp_path / "alone"
+    generate(alone, "test", [Q3], SEED)
+    assert digests(alone) == {k: v for k, v in digests(landed).items() if k.startswith(str(Q3))}
+    other = tmp_path / "other"
+    generate(other, "test", [Q3], SEED + 1)
+    assert digests(other) != digests(alone)
+    generate(other, "test", [Q3], SEED)  # regenerating replaces the departments' folders
+    assert digests(other) == digests(alone)
+
+
+@pytest.mark.parametrize("quarter", [Q2, Q3], ids=str)
+def test_gate_quarantines_exactly_the_planted_rows(landed: Path, tmp_path: Path, quarter):
+    planted = planted_errors(landed, quarter)
+    total = 0
+    for c in contracts.extract_contracts():
+        result = gate.run_extract(c, landed, tmp_path / "out", quarter).result
+        assert result.status == gate.PASSED, (c.name, result.failure_reasons)
+        assert result.extra_columns == []
+        assert result.reason_rows == planted[c.department][c.extract], c.name
+        assert result.rows_received == result.rows_accepted + result.rows_quarantined
+        total += result.rows_quarantined
+    assert total > 0  # something is planted at all
+
+
+def test_population_is_plausible():
+    pop = province.build("county", 3)
+    people = province.at(pop, Q3.end)
+    n = people.height
+    assert 45_000 < n <= 50_000
+    assert people["id_number"].n_unique() == n
+    heads = people.group_by("hh").agg((pl.col("pos") == 0).sum().alias("heads"))
+    assert (heads["heads"] == 1).all()
+    years = people["birth"].cast(pl.Date).dt.year()
+    assert years.min() >= 1930 and years.max() <= 2026
+    # ~3 % of the older people carry an abolished address code, valid from their birth year
+    address = people["id_number"].str.slice(0, 6)
+    old = people.filter(address != people["county_code"])
+    assert 0.005 < old.height / n < 0.05
+    for code, born in zip(
+        old["id_number"].str.slice(0, 6), old["birth"].cast(pl.Date).dt.year(), strict=True
+    ):
+        assert gbt2260.address_code_valid_from(code, born)
+    share = people["status"].value_counts().to_dict(as_series=False)
+    active = dict(zip(share["status"], share["count"], strict=True))["ACTIVE"]
+    assert 0.85 < active / n < 0.97
+
+
+def test_roster_shares():
+    from pipelines.generate import extracts
+
+    pop = province.build("county", 3)
+    people = province.at(pop, Q3.end)
+    roster = extracts.roster(people, Q3)
+    counts = roster["program"].value_counts().to_dict(as_series=False)
+    share = {p: c / people.height for p, c in zip(counts["program"], counts["count"], strict=True)}
+    assert 0.008 < share["DIBAO"] < 0.018
+    assert 0.0008 < share["TEKUN"] < 0.003
+    cases = roster.group_by("case_id").agg(
+        pl.col("program").n_unique().alias("programs"),
+        pl.col("county_code").n_unique().alias("counties"),
+        pl.col("single_person").n_unique().alias("singles"),
+        pl.len().alias("rows"),
+        pl.col("single_person").first().alias("single"),
+    )
+    assert (cases["programs"] == 1).all() and (cases["counties"] == 1).all()
+    assert (cases["singles"] == 1).all()
+    assert ((cases["single"] == "true") == (cases["rows"] == 1)).all()
+
+
+def test_cli_generate(tmp_path: Path, capsys):
+    rc = cli.main(
+        ["generate", "--out", str(tmp_path / "l"), "--scale", "test", "--quarters", "2026Q3"]
+    )
+    assert rc == 0
+    assert (tmp_path / "l" / "2026Q3" / "mps" / "residents.csv").is_file()
+    assert "2026Q3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("quarter", [Q2, Q3], ids=str)
+def test_planted_cases_survive_the_gate(landed: Path, tmp_path: Path, quarter):
+    cases = json.loads((landed / str(quarter) / PLANTED_CASES).read_text(encoding="utf-8"))
+    rules = {c["rule_id"] for c in cases}
+    assert {"PNI_MEDICAL_ENROLMENT", "PNI_DISASTER_RELIEF", "PNI_EMPLOYMENT_ASSISTANCE"} <= rules
+    assert ("NLE_DECEASED" in rules) == (quarter.end >= plants.EXIT_DAY)
+    subjects = {c["subject"] for c in cases}
+    staged: dict[str, pl.DataFrame] = {}
+    for c in contracts.extract_contracts():
+        run = samples.run_gate(c, landed, tmp_path / "out", quarter=quarter)
+        if run.quarantine is not None and "id_number" in run.quarantine.columns:
+            hit = run.quarantine.filter(pl.col("id_number").is_in(list(subjects)))
+            assert hit.is_empty(), c.name  # bad rows are never planted on a case's subject
+        staged[c.name] = run.staging
+    roster = set(staged["mca.assistance_roster"]["id_number"])
+    status = dict(staged["mps.residents"].select("id_number", "status").iter_rows())
+    for case in cases:
+        who = case["subject"]
+        if case["role"].endswith("_near") and case["rule_id"].startswith("NLE_"):
+            assert who not in roster
+        else:
+            assert who in roster, case
+        if case["rule_id"] == "NLE_DECEASED":
+            assert status[who] == "DECEASED"
+        elif case["rule_id"] == "NLE_MOVED_OUT":
+            assert status[who] == "MOVED_OUT"
+        else:
+            assert status[who] == "ACTIVE"
+    enrol = staged["nhsa.enrollments"]
+    by_role = {c["role"]: c["subject"] for c in cases}
+    subsidy = dict(enrol.select("id_number", "premium_subsidy").iter_rows())
+    assert float(subsidy[by_role["enrol_pos"]]) == 0
+    assert float(subsidy[by_role["enrol_near"]]) == 380

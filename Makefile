@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out/demo
 LANDING ?= $(OUT)/landing
-QUARTERS ?= 2026Q3
+QUARTERS ?= 2025Q4..2026Q3
 
 .PHONY: venv test lint demo ui bench lock clean
 

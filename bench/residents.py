@@ -33,8 +33,12 @@ import numpy as np
 import polars as pl
 
 from pipelines import gbt2260
+from pipelines.contracts import all_contracts
 
-GENERATOR_VERSION = 2
+# names and household shapes as the synthetic province draws them
+from pipelines.generate.province import GIVEN, HOUSEHOLD_SIZE_P, RELATIONS, SURNAMES
+
+GENERATOR_VERSION = 3  # 3: names drawn from pipelines.generate.province
 QUARTER = "2026Q3"
 END = dt.date(2026, 9, 30)
 FIRST_BIRTH = dt.date(1930, 1, 1)
@@ -42,18 +46,7 @@ CHUNK_ROWS = 1_000_000
 BYTES_PER_ROW = 86  # measured: 42 M rows make 3.58 GB
 BAD_SHARE = 0.002
 OLD_CODE_SHARE = 0.03
-HEADER = [
-    "id_number",
-    "name",
-    "gender",
-    "birth_date",
-    "hukou_no",
-    "relation",
-    "county_code",
-    "residence_type",
-    "status",
-    "status_date",
-]
+HEADER = [c.name for c in all_contracts()[("mps", "residents")].columns]
 # planted kind -> the quarantine reason it must produce
 PLANTS = {
     "bad_check_character": "id_number.check_character",
@@ -69,18 +62,6 @@ _KINDS = list(PLANTS)
 UNKNOWN_CODE_BASE = 358000
 NOT_COUNTY_LEVEL = "350100"  # 福州市, a prefecture
 
-# Common surnames, Fujian's most frequent first (陈 林 黄 张 吴 …), weighted Zipf-like.
-SURNAMES = list(
-    "陈林黄张吴王李郑刘杨许蔡谢洪郭邱曾廖赖徐周叶苏庄江吕何罗高潘朱钟施余卢游詹胡彭沈梁"
-    "翁柯颜傅魏方戴杜肖姚宋邓范邹阮韩丁孙康连卓薛温石马熊董程唐曹袁冯汪蒋田欧章涂严"
-)
-GIVEN = list(
-    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂华玉萍红娥玲芬燕彬鑫宇浩凯健俊帆帅"
-    "旭宁龙欣怡佳琪婷雪慧颖晨梓涵子轩思源一诺雨桐航建国志文辉金水福禄寿喜春秋冬海山清泉"
-    "德荣珍美凤云莲彩银花锦坤榕闽鹭泽瑞祥阳晓峰斌毅诗语嘉铭"
-)
-HOUSEHOLD_SIZE_P = [0.18, 0.25, 0.22, 0.17, 0.10, 0.05, 0.03]  # sizes 1..7, mean ≈ 3.0
-RELATIONS = ["SPOUSE", "CHILD", "PARENT", "GRANDCHILD", "SIBLING", "OTHER"]
 RELATION_P = [0.30, 0.45, 0.10, 0.08, 0.03, 0.04]
 STATUSES = ["ACTIVE", "DECEASED", "MOVED_OUT", "CANCELLED"]
 STATUS_P = [0.93, 0.045, 0.02, 0.005]

@@ -74,18 +74,7 @@ def write(landing: Path, dept: str, extract: str, header: list[str], rows: list[
 
 
 def residents() -> tuple[list[str], list[list], set[str]]:
-    header = [
-        "id_number",
-        "name",
-        "gender",
-        "birth_date",
-        "hukou_no",
-        "relation",
-        "county_code",
-        "residence_type",
-        "status",
-        "status_date",
-    ]
+    header = [c.name for c in contracts.all_contracts()[("mps", "residents")].columns]
     rows = []
     for i in range(60):
         number, born, gender = person(i)

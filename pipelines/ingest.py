@@ -234,13 +234,22 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+UTF8_EVIDENCE = 32  # continuation bytes of valid multi-byte UTF-8 (≈ 11–16 characters)
+
+
 def detect_encoding(path: Path) -> tuple[str, str]:
     """(encoding, sha256). UTF-8 with BOM by its mark; else strict UTF-8 over the whole file
-    (hashed in the same pass); else strict GB18030 (a superset of GBK). Anything else is
-    undecodable: an encoding is never guessed."""
+    (hashed in the same pass); else GB18030 (a superset of GBK, checked strictly when the file
+    is converted). Anything else is undecodable: an encoding is never guessed.
+
+    A file that decodes as UTF-8, Chinese characters included, up to one bad byte is a damaged
+    UTF-8 file, not a GB18030 one: GB18030 decodes almost any byte pair, so falling back to it
+    would turn the damage into silently wrong text. Text in GBK/GB18030 almost never forms even
+    a few valid multi-byte UTF-8 characters in a row, so a dozen of them decide (`UTF8_EVIDENCE`).
+    """
     h = hashlib.sha256()
     utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-    utf8_ok, offset, bad_at = True, 0, 0
+    utf8_ok, offset, bad_at, evidence = True, 0, 0, 0
     with path.open("rb") as f:
         bom = f.read(3) == codecs.BOM_UTF8
         f.seek(0)
@@ -248,9 +257,13 @@ def detect_encoding(path: Path) -> tuple[str, str]:
             h.update(chunk)
             if utf8_ok:
                 try:
-                    utf8.decode(chunk)
+                    good = len(chunk)
+                    text = utf8.decode(chunk)
                 except UnicodeDecodeError as e:
-                    utf8_ok, bad_at = False, offset + e.start
+                    utf8_ok, bad_at, good = False, offset + e.start, e.start
+                    text = chunk[:good].decode("utf-8", errors="ignore")
+                # bytes beyond one per character: ≥ 1 for every multi-byte character
+                evidence += max(0, good - len(text))
             offset += len(chunk)
     if utf8_ok:
         try:
@@ -259,7 +272,8 @@ def detect_encoding(path: Path) -> tuple[str, str]:
             utf8_ok, bad_at = False, offset
     if utf8_ok:
         return ("utf-8-sig" if bom else "utf-8"), h.hexdigest()
-    if not bom and _decodes(path, "gb18030"):
+    if not bom and evidence < UTF8_EVIDENCE:
+        # GB18030 is checked strictly by `_transcode`, in the one pass that converts the file
         return "gb18030", h.hexdigest()
     raise _UndecodableError(bad_at, h.hexdigest())
 
@@ -269,28 +283,30 @@ class _UndecodableError(Exception):
         self.offset, self.sha = offset, sha
 
 
-def _decodes(path: Path, encoding: str) -> bool:
-    dec = codecs.getincrementaldecoder(encoding)("strict")
-    try:
-        with path.open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                dec.decode(chunk)
-        dec.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _transcode(path: Path, encoding: str) -> Path:
-    """Stream a GB18030 file into a temporary UTF-8 file (polars reads UTF-8 only)."""
+def _transcode(path: Path, encoding: str, sha: str) -> Path:
+    """Stream a GB18030 file into a temporary UTF-8 file (polars reads UTF-8 only), decoding
+    strictly: a byte sequence that is not GB18030 either makes the file undecodable."""
     fd, name = tempfile.mkstemp(suffix=".csv", prefix="safetynet-")
-    with (
-        os.fdopen(fd, "w", encoding="utf-8", newline="") as out,
-        path.open("r", encoding=encoding, newline="") as src,
-    ):
-        while chunk := src.read(_CHUNK):
-            out.write(chunk)
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    offset = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out, path.open("rb") as src:
+            while chunk := src.read(_CHUNK):
+                out.write(decoder.decode(chunk))
+                offset += len(chunk)
+            out.write(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as e:
+        Path(name).unlink(missing_ok=True)
+        raise _UndecodableError(offset + e.start, sha) from None
     return Path(name)
+
+
+def _undecodable(where: str, offset: int) -> FileProblem:
+    return FileProblem(
+        "file.undecodable",
+        f"{where}: neither UTF-8 nor GB18030 (invalid byte at offset {offset:,}); "
+        "expected UTF-8, UTF-8 with BOM or GB18030/GBK",
+    )
 
 
 def _read_csv(path: Path, read: ReadFile, where: str) -> tuple[list[str], pl.LazyFrame]:
@@ -298,17 +314,14 @@ def _read_csv(path: Path, read: ReadFile, where: str) -> tuple[list[str], pl.Laz
         encoding, read.sha256 = detect_encoding(path)
     except _UndecodableError as e:
         read.sha256 = e.sha
-        raise _Unreadable(
-            FileProblem(
-                "file.undecodable",
-                f"{where}: neither UTF-8 nor GB18030 (first invalid byte at offset {e.offset:,}); "
-                "expected UTF-8, UTF-8 with BOM or GB18030/GBK",
-            )
-        ) from None
-    read.encoding = encoding
+        raise _Unreadable(_undecodable(where, e.offset)) from None
     source = path
     if encoding == "gb18030":
-        source = read.temp_file = _transcode(path, encoding)
+        try:
+            source = read.temp_file = _transcode(path, encoding, read.sha256)
+        except _UndecodableError as e:
+            raise _Unreadable(_undecodable(where, e.offset)) from None
+    read.encoding = encoding
     with source.open("r", encoding="utf-8-sig", newline="") as f:
         headers = next(csv.reader(f), None)
     if not headers:

@@ -177,6 +177,25 @@ def test_undecodable_file_fails_with_nothing_received(landing, out):
     assert r.sha256 and r.staging_path is None and r.quarantine_path is None
 
 
+def test_a_damaged_utf8_file_is_not_read_as_gb18030(landing, out):
+    """A UTF-8 file with Chinese names and one bad byte late in it still decodes as GB18030
+    (almost any byte pair does): it must fail as undecodable, not turn into wrong text."""
+    contract = contract_named("mps.residents")
+    rows = make_rows(contract, 80, seed=2)
+    for row in rows:
+        row["name"] = "陈林"  # 6 bytes of UTF-8 that GB18030 reads as three other characters
+    path = write_extract(landing, contract, rows)
+    raw = path.read_bytes()
+    at = raw.rindex("陈林".encode())  # the last name: E9 99 88 E6 9E 97
+    damaged = raw[:at] + b"\xc3" + raw[at + 1 :]  # C3 99 is valid UTF-8, 88 then is not
+    damaged.decode("gb18030")  # a fallback to GB18030 would have read it without complaint
+    path.write_bytes(damaged)
+    r = run_gate(contract, landing, out).result
+    assert r.status == gate.FAILED
+    assert r.reason_rows == {"file.undecodable": 0}
+    assert f"offset {at + 2:,}" in r.failure_reasons[0]
+
+
 def test_ragged_csv_row_fails_naming_the_data_row_and_keeps_every_row(landing, out):
     contract = contract_named("moe.students")
     rows = make_rows(contract, 50, seed=1)

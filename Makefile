@@ -11,6 +11,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out/demo
 LANDING ?= $(OUT)/landing
 QUARTERS ?= 2025Q4..2026Q3
+BENCH_SCALE ?= city
 
 .PHONY: venv test lint demo ui bench lock clean
 
@@ -39,6 +40,7 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.gate
+	$(BIN)/python -m bench.stages --scale $(BENCH_SCALE)
 
 lock: $(STAMP)
 	echo '# The whole dependency tree as tested (Python 3.11, linux x86_64). Regenerate with `make lock`.' > requirements.lock.new

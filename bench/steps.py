@@ -90,7 +90,48 @@ def gate(args: dict, tracer: Tracer) -> dict:
     }
 
 
-STEPS = {"floor": floor, "gate": gate}
+def generate(args: dict, tracer: Tracer) -> dict:
+    """Stage `generate`: `safetynet generate` for one scale and quarter range."""
+    from pipelines.generate import generate as write_landing
+    from pipelines.quarters import parse_quarter_list
+
+    quarters = parse_quarter_list(args["quarters"])
+    g = tracer.span(
+        "generate", write_landing, Path(args["landing"]), args["scale"], quarters, args["seed"]
+    )
+    rows = sum(n for per_quarter in g.rows.values() for n in per_quarter.values())
+    return {"seconds": g.seconds, "rows": rows, "bytes": g.bytes}
+
+
+def quarter(args: dict, tracer: Tracer) -> dict:
+    """Stage `quarter`: the quarterly Dagster job in-process (`safetynet run`), every quarter."""
+    from pipelines import cli, quality
+    from pipelines.quarters import parse_quarter_list
+
+    quarters = parse_quarter_list(args["quarters"])
+    t0 = time.perf_counter()
+    code = tracer.span(
+        "safetynet run",
+        cli.run,
+        Path(args["landing"]),
+        Path(args["out"]),
+        quarters,
+        echo=lambda *a: None,
+    )
+    seconds = time.perf_counter() - t0
+    results = [r for q in quarters for r in quality.load_results(Path(args["out"]), str(q))]
+    return {
+        "seconds": seconds,
+        "exit_code": code,
+        "rows": sum(r.rows_received for r in results),
+        "rows_accepted": sum(r.rows_accepted for r in results),
+        "rows_quarantined": sum(r.rows_quarantined for r in results),
+        "extracts_passed": sum(r.status == "PASSED" for r in results),
+        "extracts": len(results),
+    }
+
+
+STEPS = {"floor": floor, "gate": gate, "generate": generate, "quarter": quarter}
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,105 @@
+"""The harness for every stage of a quarter: `python -m bench.stages [--scale city]`.
+
+Each stage runs in a fresh process (`bench.measure.run_step`), so its wall time and peak RSS are
+its own: `generate` (`safetynet generate` at the scale, for the quarters) and `quarter` (the
+quarterly Dagster job in-process, as `safetynet run` runs it: every extract through the gate and
+Great Expectations, then the quarter's accounting). Later stages (facts, rules, outputs) join the
+`quarter` stage as the job grows. Writes `.bench/report-stages-<scale>.{md,json}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from bench import BENCH_DIR
+from bench.gate import code_version, machine_info
+from bench.measure import GIB, default_cap, run_step
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", default="city", help="test, county, city or province")
+    ap.add_argument("--quarters", default="2026Q3")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep", action="store_true", help="keep the landing and output folders")
+    a = ap.parse_args(argv)
+    BENCH_DIR.mkdir(exist_ok=True)
+    machine = machine_info()
+    work = Path(tempfile.mkdtemp(prefix=f"stages-{a.scale}-", dir=BENCH_DIR))
+    landing, out = work / "landing", work / "out"
+    common = {"landing": str(landing), "out": str(out), "quarters": a.quarters}
+    cap = default_cap()
+    rows = []
+    try:
+        for stage, args in (
+            ("generate", {**common, "scale": a.scale, "seed": a.seed}),
+            ("quarter", common),
+        ):
+            print(f"{stage} …", flush=True)
+            run = run_step(stage, args, work, cap_bytes=cap, log=print)
+            result = run.result or {}
+            seconds = result.get("seconds") or run.wall_seconds
+            rows.append(
+                {
+                    "stage": stage,
+                    "completed": run.ok,
+                    "seconds": seconds,
+                    "rows": result.get("rows"),
+                    "rows_per_s": (result.get("rows") or 0) / seconds if seconds else None,
+                    "peak_rss_gib": (run.peak_rss or 0) / GIB,
+                    "detail": {k: v for k, v in result.items() if k not in ("seconds", "rows")},
+                }
+            )
+            print(f"  {rows[-1]}", flush=True)
+            if not run.ok:
+                break
+    finally:
+        if a.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    report = {
+        "scale": a.scale,
+        "quarters": a.quarters,
+        "seed": a.seed,
+        "machine": machine,
+        "code": code_version(),
+        "stages": rows,
+    }
+    md = render(report)
+    (BENCH_DIR / f"report-stages-{a.scale}.md").write_text(md, encoding="utf-8")
+    (BENCH_DIR / f"report-stages-{a.scale}.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    print()
+    print(md)
+    return 0 if all(r["completed"] for r in rows) and len(rows) == 2 else 1
+
+
+def render(r: dict) -> str:
+    m = r["machine"]
+    lines = [
+        f"# Stages — scale `{r['scale']}`, quarters {r['quarters']} (seed {r['seed']})",
+        "",
+        f"{m['cpus']} CPUs · {m['memory_gib']:.1f} GiB RAM · polars {m['polars']} · "
+        f"commit {r['code']['commit']}",
+        "",
+        "| stage | completed | wall time | rows | rows/s | peak RSS |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for s in r["stages"]:
+        rows = f"{s['rows']:,}" if s["rows"] is not None else "–"
+        rate = f"{s['rows_per_s']:,.0f}" if s["rows_per_s"] else "–"
+        lines.append(
+            f"| {s['stage']} | {'yes' if s['completed'] else 'NO'} | {s['seconds']:.1f} s | "
+            f"{rows} | {rate} | {s['peak_rss_gib']:.2f} GiB |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

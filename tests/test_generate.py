@@ -165,3 +165,43 @@ def test_planted_cases_survive_the_gate(landed: Path, tmp_path: Path, quarter):
     subsidy = dict(enrol.select("id_number", "premium_subsidy").iter_rows())
     assert float(subsidy[by_role["enrol_pos"]]) == 0
     assert float(subsidy[by_role["enrol_near"]]) == 380
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory) -> Path:
+    """`province` in miniature: every county a chunk, ≈ 480 people each."""
+    folder = tmp_path_factory.mktemp("province") / "landing"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(province.SCALES, "province", 40_000)
+        generate(folder, "province", [Q3], SEED)
+    return folder
+
+
+def test_province_is_written_county_by_county(chunked: Path, tmp_path: Path):
+    planted = planted_errors(chunked, Q3)
+    total = 0
+    for c in contracts.extract_contracts():
+        result = gate.run_extract(c, chunked, tmp_path / "out", Q3).result
+        assert result.status == gate.PASSED, (c.name, result.failure_reasons)
+        assert result.extra_columns == []
+        assert result.reason_rows == planted[c.department][c.extract], c.name
+        total += result.rows_quarantined
+    assert total > 0
+    raw = (chunked / str(Q3) / "mps" / "residents.csv").read_bytes().decode("gb18030")
+    assert raw.count("公民身份号码,") == 1  # one header
+    ids = pl.read_csv(raw.encode(), infer_schema=False)["公民身份号码"]
+    copies = planted["mps"]["residents"].get("duplicate_key", 0) // 2  # planted duplicates
+    assert ids.n_unique() == len(ids) - copies and len(ids) > 30_000
+    assert ids.str.slice(0, 6).n_unique() > 83  # every county, and abolished codes
+    roster = (chunked / str(Q3) / "mca" / "assistance_roster.csv").read_bytes()
+    assert roster[:3] == b"\xef\xbb\xbf" and roster.count(b"\xef\xbb\xbf") == 1
+    assert (chunked / str(Q3) / "nhsa" / "settlements.parquet").is_file()
+    cases = json.loads((chunked / str(Q3) / PLANTED_CASES).read_text(encoding="utf-8"))
+    assert "PNI_MEDICAL_ENROLMENT" in {c["rule_id"] for c in cases}  # in the first county
+
+
+def test_province_same_seed_same_bytes(chunked: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setitem(province.SCALES, "province", 40_000)
+    again = tmp_path / "again"
+    generate(again, "province", [Q3], SEED)
+    assert digests(again) == digests(chunked)

@@ -15,9 +15,12 @@ The people are drawn once for the seed (`province`), so consecutive quarters sho
 people; the extracts of a quarter are built from them (`extracts`). The bytes depend only on
 (scale, seed, quarter): generating 2026Q3 alone or within 2026Q1..2026Q4 gives the same files.
 
+`province` is built and written county by county, column-wise (`stream`): the `samples`
+writers take rows as dicts, which at 42 M residents needs far more memory than this machine has.
+The smaller scales keep the dict writers (their bytes are unchanged).
+
 Not done yet: planted cases for the household rules of policy.md §2 (see `plants`), feedback
-files, and a streaming writer for `province` (the `samples` writers take rows as dicts, which
-at 42 M residents needs far more memory than this machine has; `city` is fine).
+files.
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from pipelines import contracts
-from pipelines.generate import extracts, habits, plants, province
+from pipelines.generate import extracts, habits, plants, province, stream
 from pipelines.quarters import Quarter
 
 PLANTED_ERRORS = "_planted_errors.json"
+CHUNKED = ("province",)  # built and written county by county (`stream`)
 
 
 @dataclass
@@ -56,9 +60,14 @@ def generate(
         raise ValueError(f"unknown scale {scale!r}: one of {', '.join(province.SCALES)}")
     t0 = time.perf_counter()
     out = Path(out)
+    result = Generated(out, scale, seed, [str(q) for q in quarters])
+    if scale in CHUNKED:
+        result.rows = stream.generate_chunked(
+            out, scale, quarters, seed, province.SCALES[scale], log=log
+        )
+        return _finish(result, t0)
     pop = province.build(scale, seed)
     every = contracts.extract_contracts()
-    result = Generated(out, scale, seed, [str(q) for q in quarters])
     chosen = plants.subjects(pop)
     for q in quarters:
         people = province.at(pop, q.end)
@@ -87,6 +96,11 @@ def generate(
         )
         plants.write(out, q, cases)
         result.rows[str(q)] = counts
+    return _finish(result, t0)
+
+
+def _finish(result: Generated, t0: float) -> Generated:
+    out = result.out
     result.seconds = time.perf_counter() - t0
     result.bytes = sum(
         p.stat().st_size for q in result.quarters for p in (out / q).rglob("*") if p.is_file()

@@ -474,9 +474,12 @@ def disaster_victims(people: pl.DataFrame, q: Quarter, rng: np.random.Generator)
     return pl.concat(frames)
 
 
-def quarter_extracts(people: pl.DataFrame, residents: pl.DataFrame, q: Quarter, seed: int):
-    """(dept, extract) -> text frame for quarter `q` (people as `province.at(pop, q.end)`)."""
-    rng = np.random.default_rng([seed, 2, q.year, q.q])
+def quarter_extracts(
+    people: pl.DataFrame, residents: pl.DataFrame, q: Quarter, seed: int, chunk: int | None = None
+):
+    """(dept, extract) -> text frame for quarter `q` (people as `province.at(pop, q.end)`);
+    with `chunk`, the events of one chunk of the province from the chunk's own stream."""
+    rng = np.random.default_rng([seed, 2, q.year, q.q] + ([] if chunk is None else [chunk]))
     ros = roster(people, q)
     on_roster = ros["id_number"]
     unemp = unemployment(people, q)

@@ -43,6 +43,7 @@ RELATIONS = ["SPOUSE", "CHILD", "PARENT", "GRANDCHILD", "SIBLING", "OTHER"]
 EXITS = ["DECEASED", "MOVED_OUT", "CANCELLED"]
 OLD_CODE_SHARE = 0.03
 UNIFORMS = 8  # stable per-person random numbers u0..u7 the extracts draw on
+CHUNK_SEQUENCES = 6  # per gender, per chunk, for identity numbers under abolished codes
 
 
 def day_number(d: dt.date) -> int:
@@ -79,10 +80,23 @@ class Population:
     seed: int
 
 
-def build(scale: str, seed: int, n: int | None = None) -> Population:
+def build(
+    scale: str,
+    seed: int,
+    n: int | None = None,
+    *,
+    counties: list[str] | None = None,
+    chunk: int | None = None,
+    offset: tuple[int, int] = (0, 0),
+) -> Population:
+    """The population of `scale` (all at once), or with `chunk` one chunk of the province
+    (`counties`, `n` people): its own random stream, person and household numbers starting at
+    `offset` (pid, hh), and identity numbers with abolished codes (which any chunk may carry)
+    taking sequence codes from the chunk's own range, so that numbers stay unique across chunks.
+    """
     n = n or SCALES[scale]
-    counties = counties_for(scale)
-    rng = np.random.default_rng([seed, 1])
+    counties = counties or counties_for(scale)
+    rng = np.random.default_rng([seed, 1] if chunk is None else [seed, 1, chunk])
     sizes = rng.choice(len(HOUSEHOLD_SIZE_P), size=n // 2 + 16, p=HOUSEHOLD_SIZE_P) + 1
     ends = np.cumsum(sizes)
     k = int(np.searchsorted(ends, n)) + 1
@@ -149,8 +163,8 @@ def build(scale: str, seed: int, n: int | None = None) -> Population:
     )
     f = pl.DataFrame(
         {
-            "pid": np.arange(n, dtype=np.int64),
-            "hh": hh.astype(np.int64),
+            "pid": np.arange(n, dtype=np.int64) + offset[0],
+            "hh": hh.astype(np.int64) + offset[1],
             "pos": pos.astype(np.int32),
             "county": county.astype(np.int32),
             "urban": hh_urban[hh],
@@ -176,6 +190,19 @@ def build(scale: str, seed: int, n: int | None = None) -> Population:
         seq=((pl.col("r").first().over("address", "birth", "male") + rank) * 2 % 1000)
         + pl.col("male").cast(pl.Int32)
     )
+    if chunk is not None:
+        # abolished codes appear in every chunk: chunk c takes sequences 12c..12c+11
+        if chunk >= 1000 // (2 * CHUNK_SEQUENCES):
+            raise ValueError(f"chunk {chunk}: no sequence codes left for abolished codes")
+        old_address = pl.col("address").is_in(pl.Series([int(c) for c in old_codes]).implode())
+        f = f.with_columns(rank=rank.cast(pl.Int32))
+        if f.filter(old_address & (pl.col("rank") >= CHUNK_SEQUENCES)).height:
+            raise ValueError(f"chunk {chunk}: too many namesakes under an abolished code")
+        f = f.with_columns(
+            seq=pl.when(old_address)
+            .then((chunk * CHUNK_SEQUENCES + pl.col("rank")) * 2 + pl.col("male").cast(pl.Int32))
+            .otherwise(pl.col("seq"))
+        ).drop("rank")
     birth_date = pl.col("birth").cast(pl.Date)
     body = (
         pl.col("address").cast(pl.String)

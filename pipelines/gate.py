@@ -283,7 +283,7 @@ def _share_and_snapshot(
         return [FileProblem("file.parameter_missing", f"{where}: {e}")]
     problems = []
     share = bad / received
-    if share > limit:
+    if bad > limit * received:  # exact: the limit is a decimal
         problems.append(
             FileProblem(
                 "file.quarantine_share",

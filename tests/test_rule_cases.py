@@ -1,0 +1,54 @@
+"""Every rule case of `tests/rule_cases/*.yaml` (STYLE.md: cases named as sentences, a case on
+each side of every boundary and effective date), run through the real facts and rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines import rules
+from tests import rulecase
+
+CASES = rulecase.load_cases(Path(__file__).parent / "rule_cases")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_rule_case(case: rulecase.Case, tmp_path: Path):
+    evaluation, ids = rulecase.run(case, tmp_path)
+    raised = rulecase.subjects(evaluation, ids)
+    for rule_id, expected in case.expect.items():
+        assert raised.get(rule_id, []) == sorted(expected), rule_id
+    statuses = dict(evaluation.rule_runs.select("rule_id", "status").iter_rows())
+    for rule_id in case.not_evaluated:
+        assert statuses[rule_id] == "NOT_EVALUATED", rule_id
+        assert rule_id not in raised
+    for rule_id in case.expect:
+        if rule_id not in case.not_evaluated:
+            assert statuses[rule_id] == "EVALUATED", rule_id
+    handles = {v: k for k, v in ids.items()}
+    for rule_id, by_subject in {**case.evidence, **case.reason}.items():
+        assert rule_id in raised, f"{rule_id} raised nothing to look at"
+    for row in evaluation.warnings.iter_rows(named=True):
+        subject = (
+            handles.get(row["id_number"], row["id_number"])
+            if row["subject_type"] == "PERSON"
+            else row["household_id"]
+        )
+        wanted = case.evidence.get(row["rule_id"], {}).get(subject, {})
+        evidence = json.loads(row["evidence"])
+        for k, v in wanted.items():
+            assert evidence[k] == v, (row["rule_id"], subject, k)
+        piece = case.reason.get(row["rule_id"], {}).get(subject)
+        if piece is not None:
+            assert piece in row["reason_zh"], (row["rule_id"], row["reason_zh"])
+
+
+def test_every_rule_has_cases_on_both_sides():
+    """Each rule has a case where it raises a warning and one where a subject escapes it."""
+    raises = {r for c in CASES for r, subjects in c.expect.items() if subjects}
+    quiet = {r for c in CASES for r, subjects in c.expect.items() if not subjects}
+    every = {r.rule_id for r in rules.catalogue()}
+    assert every - raises == set()
+    assert every - quiet == set()

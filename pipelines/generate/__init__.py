@@ -6,7 +6,7 @@ writes `<out>/<quarter>/<dept>/<extract>.<ext>` for the twenty extracts of extra
 departments' habits (`habits`), plus `<out>/<quarter>/_planted_errors.json`: per department and
 extract, the rows the gate must quarantine per reason (the planted bad rows), so that a test can
 assert exact quarantine counts; and `<out>/<quarter>/_planted_cases.json`: the planted positive
-and near-miss cases of some rules of policy.md §2 (`plants`).
+and near-miss cases of every rule of policy.md §2 (`plants`; listed in docs/generator.md).
 
 Scales: `test` ≈ 2,000 residents, `county` ≈ 50,000 (鼓楼区), `city` ≈ 1,000,000 (Fuzhou's
 counties), `province` ≈ 42,000,000 (every county in force).
@@ -19,8 +19,7 @@ people; the extracts of a quarter are built from them (`extracts`). The bytes de
 writers take rows as dicts, which at 42 M residents needs far more memory than this machine has.
 The smaller scales keep the dict writers (their bytes are unchanged).
 
-Not done yet: planted cases for the household rules of policy.md §2 (see `plants`), feedback
-files.
+Not done yet: feedback files.
 """
 
 from __future__ import annotations

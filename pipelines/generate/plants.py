@@ -1,4 +1,4 @@
-"""Planted rule cases: for some rules of policy.md §2, a positive case (the rule must raise a
+"""Planted rule cases: for every rule of policy.md §2, a positive case (the rule must raise a
 warning) and a near-miss (it must not), written to `<out>/<quarter>/_planted_cases.json`.
 
 The subjects are roster members who are on the roster and ACTIVE in the registry from 2024 to
@@ -24,11 +24,21 @@ Each rule: positive (+), near-miss (−).
 - `NLE_MOVED_OUT`: + DIBAO member, registry MOVED_OUT on 2026-08-15 (likewise); − a MOVED_OUT
   registry person not on the roster.
 
-Not planted yet: the household rules (`PNI_RURAL_HOUSING`, `PNI_URBAN_HOUSING`, the NEWLY_ELIGIBLE
-rules, `NLE_INCOME`, `NLE_ASSETS`, `HWP_UNMATCHED_HARDSHIP`) and `PNI_DISABILITY_LIVING_SUBSIDY`,
-whose outcome depends on a whole household's income and assets and needs more control over the
-background than this module takes. The background data raises many warnings of its own; the
-planted cases only promise what happens to their own subjects.
+Household cases (and the person cases that depend on a household: `PNI_DISABILITY_LIVING_SUBSIDY`,
+`NE_SINGLE_PERSON_DIBAO`, `NE_TEKUN`): whole households, chosen once (`_choose_households`) among
+those whose members are all born by 2023 and ACTIVE through 2027, one role each, none holding a
+subject above. ROSTER households (two members or more) are on the roster in the same programme in
+2023Q4 and 2027Q4; REGISTRY households on it at neither, and their members are taken off it in
+every quarter (non-covered). In every quarter every row of every member is removed from every
+extract but the registry (roster members keep their row, with no other income and no 渐退期),
+and exactly what the case needs is added (`_Plan`, `_build`): incomes from `dibao_standard` in
+effect at E for the county (cases needing it are not recorded before 2024-07-01), event rows in
+every quarter such that the case holds with 1 to 4 quarters of W loaded. The subject of a
+household case is its `case_id` (ROSTER) or `hukou_no` (REGISTRY), with `household_source`.
+docs/generator.md lists every planted case with its deciding figures.
+
+The background data raises many warnings of its own; the planted cases only promise what happens
+to their own (rule, subject).
 """
 
 from __future__ import annotations
@@ -462,8 +472,10 @@ class _Plan:
             self.ids.append(m["id_number"])
             on_roster = h.source == ROSTER
             if on_roster:
-                self.roster[m["id_number"]] = {"other_income_monthly": "0.00"}
-                self.roster[m["id_number"]]["gradual_exit_until"] = ""
+                self.roster[m["id_number"]] = {
+                    "other_income_monthly": "0.00",
+                    "gradual_exit_until": "",
+                }
             else:
                 self.off_roster.append(m["id_number"])
             self.add(
@@ -585,27 +597,25 @@ class _Plan:
 
     def apply(self, frames: Frames) -> None:
         ids = pl.Series(self.ids, dtype=pl.String).implode()
+        off = pl.Series(self.off_roster, dtype=pl.String).implode()
+        on = pl.Series(list(self.roster), dtype=pl.String).implode()
         for key, f in frames.items():
             if key == ("mps", "residents"):
                 continue
-            f = f.filter(~pl.col("id_number").is_in(ids))
             if key == ("mca", "assistance_roster"):
-                gone = pl.Series(self.off_roster, dtype=pl.String).implode()
-                f = frames[key].filter(~pl.col("id_number").is_in(gone))
+                f = f.filter(~pl.col("id_number").is_in(off))
                 for column in ("other_income_monthly", "gradual_exit_until"):
                     setting = {i: v[column] for i, v in self.roster.items()}
                     f = f.with_columns(
-                        pl.when(
-                            pl.col("id_number").is_in(
-                                pl.Series(list(setting), dtype=pl.String).implode()
-                            )
-                        )
+                        pl.when(pl.col("id_number").is_in(on))
                         .then(pl.col("id_number").replace_strict(setting, default=""))
                         .otherwise(pl.col(column))
                         .alias(column)
                     )
-            elif key in self.rows:
-                f = pl.concat([f, pl.DataFrame(self.rows[key], schema=f.schema)])
+            else:
+                f = f.filter(~pl.col("id_number").is_in(ids))
+                if key in self.rows:
+                    f = pl.concat([f, pl.DataFrame(self.rows[key], schema=f.schema)])
             frames[key] = f
 
 

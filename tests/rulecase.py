@@ -10,6 +10,7 @@ A case:
   rows:                   # any other extract, persons by handle; event rows may name a quarter
     hrss/employment: [{id: A, monthly_wage: 2999}]
   failed: [moe/student_aid]          # extracts that failed in the case's quarter
+  failed_in: {2026Q1: [moe/student_aid]}   # extracts that failed in an earlier quarter of W
   loaded: [2026Q2, 2026Q3]           # quarters of W that were processed (default: all four)
   expect:                            # exactly these subjects per listed rule
     NE_DIBAO: [C1]                   # households by case id or hukou number, persons by handle
@@ -157,6 +158,7 @@ class Case:
     not_evaluated: list[str]
     evidence: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     reason: dict[str, dict[str, str]] = field(default_factory=dict)
+    failed_in: dict[str, list[str]] = field(default_factory=dict)  # quarter -> failed extracts
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Case:
@@ -169,6 +171,7 @@ class Case:
             rows=doc.get("rows") or {},
             failed=doc.get("failed") or [],
             loaded=loaded,
+            failed_in={str(k): list(v) for k, v in (doc.get("failed_in") or {}).items()},
             expect={k: [str(s) for s in v or []] for k, v in (doc.get("expect") or {}).items()},
             not_evaluated=doc.get("not_evaluated") or [],
             evidence=doc.get("evidence") or {},
@@ -267,7 +270,7 @@ def build(case: Case, folder: Path) -> Built:
     for loaded in case.loaded:
         for name, contract in contracts.items():
             key = (str(loaded), contract.department, contract.extract)
-            if loaded == q and name in case.failed:
+            if (loaded == q and name in case.failed) or name in case.failed_in.get(str(loaded), []):
                 status[key] = "FAILED"
                 continue
             status[key] = "PASSED"

@@ -14,16 +14,24 @@ def run(
 ) -> int:
     """Materialise the quarterly job through Dagster, in-process, quarter by quarter in order.
 
-    Works without DAGSTER_HOME: the instance lives under `<out>/.dagster`. Returns 0 unless a
-    quarter could not be processed at all (its registry or roster failed)."""
+    Works without DAGSTER_HOME: the instance lives under `<out>/.dagster`. Refuses to start
+    without the pseudonym key (`SAFETYNET_PSEUDONYM_KEY`). Returns 0 unless a quarter could not
+    be processed at all (its registry or roster failed)."""
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
-    from pipelines import quality
+    from pipelines import pseudonym, quality, rules
     from pipelines.definitions import JOB_NAME, build_definitions
     from pipelines.operations import write_instance_config
 
     landing, out = landing.resolve(), out.resolve()
+    try:
+        key = pseudonym.key_from_environment()
+    except pseudonym.KeyMissing as e:
+        echo(f"safetynet: {e}")
+        return 2
+    if pseudonym.is_demo(key):
+        echo("safetynet: running with the DEMO pseudonym key (synthetic data only)")
     if not landing.is_dir():
         echo(f"safetynet: landing folder {landing} does not exist")
         return 2
@@ -49,6 +57,9 @@ def run(
             results = quality.load_results(out, q)
             echo(f"\n== {q} ({'run succeeded' if result.success else 'run FAILED'}) ==")
             echo(quality.reconciliation_text(results))
+            tables = rules.read_tables(out, q)
+            if tables is not None:
+                echo(rules.summary_text(*tables))
             core = quality.core_failures(results)
             if core or not result.success:
                 unprocessed.append(q)

@@ -10,6 +10,7 @@ import os
 import traceback
 from pathlib import Path
 
+import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -18,6 +19,7 @@ from dagster import (
     AssetKey,
     ConfigurableResource,
     Definitions,
+    Failure,
     MaterializeResult,
     MetadataValue,
     StaticPartitionsDefinition,
@@ -35,6 +37,7 @@ from pipelines.quarters import Quarter, quarter_range
 # Fixed up front: changing the partition set later breaks backfills (ENGINEERING.md).
 QUARTERS = StaticPartitionsDefinition(quarter_range("2020Q1", "2040Q4"))
 GATE = "gate"
+POLICY = "policy"
 FEEDBACK_DEPARTMENTS = (
     "mca",
     "moe",
@@ -259,6 +262,87 @@ def _quality_asset(extract_keys: list[AssetKey]):
     return extract_quality
 
 
+def _policy_asset(extract_keys: list[AssetKey]):
+    key = AssetKey([POLICY, "warnings"])
+
+    @asset(
+        key=key,
+        partitions_def=QUARTERS,
+        group_name=POLICY,
+        deps=extract_keys,
+        description="The quarter's comparison (policy.md): derived facts in DuckDB over the "
+        "accepted rows, the 19 rules of rules/catalogue, warnings with evidence, rule_runs and "
+        "data findings.",
+        check_specs=[
+            AssetCheckSpec(
+                "every_rule_evaluated",
+                asset=key,
+                description="no rule was NOT_EVALUATED for missing data or parameters "
+                "(policy.md §3–4)",
+            )
+        ],
+        kinds={"duckdb", "parquet"},
+    )
+    def warnings(context: AssetExecutionContext, paths: SafetynetPaths) -> MaterializeResult:
+        from pipelines import facts, pseudonym, rules
+
+        try:
+            secret = pseudonym.key_from_environment()
+        except pseudonym.KeyMissing as e:
+            raise Failure(str(e)) from None
+        out = Path(paths.out)
+        quarter = Quarter.parse(context.partition_key)
+        sources = facts.Sources.from_out(out, quarter)
+        evaluation = rules.evaluate(sources, secret, temp_directory=out / ".duckdb")
+        written = rules.write(out, evaluation, secret)
+        context.log.info(
+            "policy\n"
+            + rules.summary_text(
+                evaluation.warnings, evaluation.rule_runs, evaluation.data_findings
+            )
+        )
+        runs = evaluation.rule_runs
+        skipped = runs.filter(pl.col("status") == "NOT_EVALUATED")
+        by_category = dict(evaluation.warnings.group_by("category").len().iter_rows())
+        md = {
+            "warnings": evaluation.warnings.height,
+            **{f"warnings_{c.lower()}": by_category.get(c, 0) for c in rules.CATEGORIES},
+            "rules_evaluated": runs.height - skipped.height,
+            "rules_not_evaluated": ", ".join(skipped["rule_id"].to_list()) or "none",
+            "window_quarters_loaded": len(sources.loaded),
+            "data_findings": int(evaluation.data_findings["count"].sum() or 0),
+            "demo_key": pseudonym.is_demo(secret),
+            "warnings_table": MetadataValue.path(str(written["warnings"])),
+            "rule_runs": MetadataValue.path(str(written["rule_runs"])),
+        }
+        return MaterializeResult(
+            metadata=md,
+            check_results=[
+                AssetCheckResult(
+                    check_name="every_rule_evaluated",
+                    asset_key=key,
+                    passed=skipped.height == 0,
+                    severity=AssetCheckSeverity.ERROR
+                    if not evaluation.processed
+                    else AssetCheckSeverity.WARN,
+                    metadata={
+                        "not_evaluated": MetadataValue.md(
+                            "| rule | reason |\n| --- | --- |\n"
+                            + "\n".join(
+                                f"| {r} | {why} |"
+                                for r, why in skipped.select("rule_id", "reason").iter_rows()
+                            )
+                        )
+                        if skipped.height
+                        else "none"
+                    },
+                )
+            ],
+        )
+
+    return warnings
+
+
 def _build_docs(out: Path) -> Path | None:
     from pipelines import expectations
 
@@ -271,11 +355,11 @@ def build_definitions(landing: str | os.PathLike, out: str | os.PathLike) -> Def
     job = define_asset_job(
         JOB_NAME,
         executor_def=in_process_executor,  # one writer; Polars uses both cores itself
-        description="The quarterly comparison: every extract through its contract, then the "
-        "quarter's accounting.",
+        description="The quarterly comparison: every extract through its contract, the "
+        "quarter's accounting, then the policy's rules.",
     )
     return Definitions(
-        assets=[*extract_assets, feedback, _quality_asset(keys)],
+        assets=[*extract_assets, feedback, _quality_asset(keys), _policy_asset(keys)],
         jobs=[job],
         schedules=[build_quarterly_schedule(JOB_NAME)],
         sensors=[build_landing_sensor(JOB_NAME, QUARTERS)],

@@ -9,12 +9,13 @@ Chinese headers, a BOM, Parquet, XLSX, manifests) with ≈ 0.1 % planted bad row
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from pipelines import cli
+from pipelines import cli, pseudonym
 from pipelines.generate import generate
 from pipelines.quarters import parse_quarter_list
 
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     started = time.monotonic()
+    # the demo's synthetic people get the demo key, which says what it is; a real run must be
+    # given the province's key
+    os.environ.setdefault(pseudonym.ENV, pseudonym.DEMO_KEY)
     out = args.out.resolve()
     landing = out / "landing"
     quarters = parse_quarter_list(args.quarters)
@@ -44,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         f"  quarantine         {out}/<quarter>/quarantine/<dept>/<extract>.parquet\n"
         f"  quality tables     {out}/<quarter>/tables/extract_quality.parquet, "
         "quarantine_reasons.parquet\n"
+        f"  warnings (analyst) {out}/<quarter>/tables/warnings.parquet, rule_runs.parquet, "
+        "data_findings.parquet\n"
+        f"  warnings (personal, for routing) {out}/<quarter>/policy/warnings.parquet\n"
         f"  Data Docs          {out}/data_docs/index.html\n"
         f"  Dagster instance   {out}/.dagster  (`make ui` opens it)\n"
         f"demo finished in {time.monotonic() - started:.0f} s"

@@ -137,7 +137,9 @@ def load(con: duckdb.DuckDBPyConnection, sources: Sources) -> dict[str, int]:
 def _insert(con, name: str, contract: Contract, path: Path, quarter: str | None) -> None:
     cols = ", ".join(c.name for c in contract.columns)
     if quarter is None:
-        con.execute(f"insert into {name} select {cols} from read_parquet($path)", {"path": str(path)})
+        con.execute(
+            f"insert into {name} select {cols} from read_parquet($path)", {"path": str(path)}
+        )
     else:
         con.execute(
             f"insert into {name} select {cols}, $quarter from read_parquet($path)",
@@ -208,7 +210,8 @@ def bind_parameters(con: duckdb.DuckDBPyConnection, quarter: Quarter) -> Bound:
             },
         )
     con.execute(
-        "create or replace table county_standards (county_code VARCHAR, dibao_standard DECIMAL(18, 2))"
+        "create or replace table county_standards "
+        "(county_code VARCHAR, dibao_standard DECIMAL(18, 2))"
     )
     if standards:
         con.executemany("insert into county_standards values (?, ?)", standards)
@@ -245,4 +248,3 @@ def build(con: duckdb.DuckDBPyConnection, bound: Bound) -> dict[str, float]:
         run_sql(con, f"create or replace table {name} as\n{model_sql(name)}", bound.sql)
         seconds[name] = round(time.perf_counter() - started, 3)
     return seconds
-

@@ -69,7 +69,11 @@ def _load(path: Path) -> Parameter:
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     values = sorted((v["from"], _exact(v["value"])) for v in doc["values"])
     return Parameter(
-        doc["name"], doc.get("unit", ""), doc.get("reference", ""), tuple(values), doc.get("keyed_by")
+        doc["name"],
+        doc.get("unit", ""),
+        doc.get("reference", ""),
+        tuple(values),
+        doc.get("keyed_by"),
     )
 
 

@@ -28,7 +28,8 @@ def key_from_environment() -> bytes:
     if not value.strip():
         raise KeyMissing(
             f"{ENV} is not set: safetynet needs the province's pseudonym key to write "
-            "person_key and warning_key (set it from your secret store; `make demo` uses a demo key)"
+            "person_key and warning_key (set it from your secret store; `make demo` uses a "
+            "demo key)"
         )
     return value.encode("utf-8")
 
@@ -49,7 +50,9 @@ def person_key(key: bytes, id_number: str | None) -> str | None:
     return digest(key, "person|" + id_number)[:32]
 
 
-def warning_key(key: bytes, rule_id: str, subject_type: str, source: str | None, subject: str) -> str:
+def warning_key(
+    key: bytes, rule_id: str, subject_type: str, source: str | None, subject: str
+) -> str:
     """A stable id of (rule, subject): `<rule_id>-<16 hex>`, the same every quarter."""
     scope = subject if subject_type == "PERSON" else f"{source}:{subject}"
     return f"{rule_id}-{digest(key, f'warning|{rule_id}|{scope}')[:16]}"

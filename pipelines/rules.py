@@ -28,7 +28,6 @@ import yaml
 
 from pipelines import RULES_DIR, facts, pseudonym
 from pipelines.quality import CORE_EXTRACTS
-from pipelines.quarters import Quarter
 
 CATEGORIES = (
     "POLICY_NOT_IMPLEMENTED",
@@ -76,9 +75,13 @@ RULE_RUN_SCHEMA = {
     "parameters": pl.String,
     "rule_version": pl.String,
     "window_quarters": pl.Int64,
-    "seconds": pl.Float64,
 }
-FINDING_SCHEMA = {"quarter": pl.String, "county_code": pl.String, "finding": pl.String, "count": pl.Int64}
+FINDING_SCHEMA = {
+    "quarter": pl.String,
+    "county_code": pl.String,
+    "finding": pl.String,
+    "count": pl.Int64,
+}
 
 
 class CatalogueError(ValueError):
@@ -212,7 +215,7 @@ def evaluate(
         if core_failed:
             reason = "every rule reads " + ", ".join(core_failed)
             for rule in catalogue():
-                runs.append(_run_row(quarter, rule, "NOT_EVALUATED", reason, 0, {}, None, 0.0))
+                runs.append(_run_row(quarter, rule, "NOT_EVALUATED", reason, 0, {}, None))
             return Evaluation(
                 quarter,
                 False,
@@ -232,8 +235,9 @@ def evaluate(
             "county_code VARCHAR, display_id VARCHAR, evidence JSON, reason_zh VARCHAR)"
         )
         for rule in catalogue():
+            started = time.perf_counter()
             runs.append(_evaluate_rule(con, sources, bound, rule))
-            seconds[rule.rule_id] = runs[-1]["seconds"]
+            seconds[rule.rule_id] = round(time.perf_counter() - started, 3)
         warnings = _warnings(con, key, quarter)
         findings = pl.from_arrow(
             con.sql(
@@ -260,7 +264,6 @@ def _run_row(
     raised: int,
     used: dict[str, Any],
     window_quarters: int | None,
-    seconds: float,
 ) -> dict[str, Any]:
     return {
         "quarter": quarter,
@@ -271,7 +274,6 @@ def _run_row(
         "parameters": json.dumps(used, ensure_ascii=False, sort_keys=True),
         "rule_version": rule.rule_version,
         "window_quarters": window_quarters,
-        "seconds": seconds,
     }
 
 
@@ -280,12 +282,10 @@ def _evaluate_rule(con, sources: facts.Sources, bound: facts.Bound, rule: Rule) 
     used = {p: bound.used.get(p) for p in rule.parameters}
     failed = sources.failed(list(rule.reads))
     if failed:
-        return _run_row(
-            quarter, rule, "NOT_EVALUATED", "needs " + ", ".join(failed), 0, used, None, 0.0
-        )
+        return _run_row(quarter, rule, "NOT_EVALUATED", "needs " + ", ".join(failed), 0, used, None)
     missing = [bound.missing[p] for p in rule.parameters if p in bound.missing]
     if missing:
-        return _run_row(quarter, rule, "NOT_EVALUATED", "; ".join(missing), 0, used, None, 0.0)
+        return _run_row(quarter, rule, "NOT_EVALUATED", "; ".join(missing), 0, used, None)
     window_quarters = (
         sources.window_quarters(facts.event_extracts(list(rule.reads))) if rule.window else None
     )
@@ -295,20 +295,23 @@ def _evaluate_rule(con, sources: facts.Sources, bound: facts.Bound, rule: Rule) 
         if rule.window
         else "evidence::json"
     )
-    started = time.perf_counter()
     facts.run_sql(
         con,
         f"""insert into raised
         select $rule_id, $category, $subject_type, subject_id, household_id, household_source,
             county_code, display_id, {evidence}, reason_zh
         from (\n{rule.sql}\n)""",
-        {**values, "rule_id": rule.rule_id, "category": rule.category, "subject_type": rule.subject},
+        {
+            **values,
+            "rule_id": rule.rule_id,
+            "category": rule.category,
+            "subject_type": rule.subject,
+        },
     )
     raised = con.execute(
         "select count(*) from raised where rule_id = $r", {"r": rule.rule_id}
     ).fetchall()[0][0]
-    elapsed = round(time.perf_counter() - started, 3)
-    return _run_row(quarter, rule, "EVALUATED", None, raised, used, window_quarters, elapsed)
+    return _run_row(quarter, rule, "EVALUATED", None, raised, used, window_quarters)
 
 
 def _warnings(con, key: bytes, quarter: str) -> pl.DataFrame:
@@ -351,3 +354,67 @@ def _warnings(con, key: bytes, quarter: str) -> pl.DataFrame:
         .cast(WARNING_SCHEMA)  # type: ignore[arg-type]
         .sort("rule_id", "warning_key")
     )
+
+
+def analyst_warnings(warnings: pl.DataFrame, key: bytes) -> pl.DataFrame:
+    """The warnings as analysts may see them (outputs.md §2): no identity number and no name;
+    a pseudonymous `person_key` and the masked number instead."""
+    from pipelines.idnumbers import mask_expr
+
+    keys = [pseudonym.person_key(key, v) for v in warnings["id_number"].to_list()]
+    return warnings.with_columns(
+        pl.Series("person_key", keys, pl.String),
+        mask_expr(pl.col("id_number")).alias("id_masked"),
+    ).drop("id_number", "name")
+
+
+def write(out: Path, evaluation: Evaluation, key: bytes) -> dict[str, Path]:
+    """`<q>/policy/warnings.parquet` (personal: for the routed files only) and the analyst
+    tables `<q>/tables/{warnings,rule_runs,data_findings}.parquet`, each written aside and
+    moved into place."""
+    q = evaluation.quarter
+    frames = {
+        Path(out) / q / "policy" / "warnings.parquet": evaluation.warnings,
+        Path(out) / q / "tables" / "warnings.parquet": analyst_warnings(evaluation.warnings, key),
+        Path(out) / q / "tables" / "rule_runs.parquet": evaluation.rule_runs,
+        Path(out) / q / "tables" / "data_findings.parquet": evaluation.data_findings,
+    }
+    for path, frame in frames.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)
+    return {p.stem if p.parent.name == "tables" else "personal_warnings": p for p in frames}
+
+
+def summary_text(w: pl.DataFrame, runs: pl.DataFrame, findings: pl.DataFrame) -> str:
+    """Warnings by category, rule and receiving department, and the rules not evaluated."""
+    lines = []
+    lines.append(f"warnings: {w.height:,}")
+    for category in CATEGORIES:
+        n = w.filter(pl.col("category") == category).height
+        lines.append(f"  {category:<25} {n:>8,}")
+    lines.append("by rule:")
+    for rule_id, status, raised, reason in runs.select(
+        "rule_id", "status", "warnings_raised", "reason"
+    ).iter_rows():
+        shown = f"{raised:>8,}" if status == "EVALUATED" else f"{'—':>8}  NOT_EVALUATED: {reason}"
+        lines.append(f"  {rule_id:<30}{shown}")
+    by_route = w.group_by("routed_to").len().sort("routed_to")
+    lines.append(
+        "by department: " + (", ".join(f"{r} {n:,}" for r, n in by_route.iter_rows()) or "none")
+    )
+    if findings.height:
+        totals = findings.group_by("finding").agg(pl.col("count").sum()).sort("finding")
+        lines.append("data findings: " + ", ".join(f"{f} {n:,}" for f, n in totals.iter_rows()))
+    return "\n".join(lines)
+
+
+def read_tables(out: Path, quarter: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None:
+    """The analyst tables of a processed quarter (warnings, rule_runs, data_findings)."""
+    folder = Path(out) / quarter / "tables"
+    names = ("warnings", "rule_runs", "data_findings")
+    if not all((folder / f"{n}.parquet").is_file() for n in names):
+        return None
+    w, runs, findings = (pl.read_parquet(folder / f"{n}.parquet") for n in names)
+    return w, runs, findings

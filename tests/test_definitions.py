@@ -39,10 +39,11 @@ def test_definitions_load_with_every_extract_and_its_check(tmp_path):
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     for c in extract_contracts():
         assert f"{c.department}/{c.extract}" in keys
-    assert {"gate/feedback", "gate/extract_quality"} <= keys
+    assert {"gate/feedback", "gate/extract_quality", "policy/warnings"} <= keys
     checks = {(k.asset_key, k.name) for k in graph.asset_check_keys}
-    assert len(checks) == len(extract_contracts()) == 20
+    assert len(checks) == len(extract_contracts()) + 1 == 21
     assert (AssetKey(["mps", "residents"]), "contract") in checks
+    assert (AssetKey(["policy", "warnings"]), "every_rule_evaluated") in checks
     assert "2026Q3" in QUARTERS.get_partition_keys()
 
 
@@ -82,6 +83,22 @@ def test_a_broken_secondary_extract_fails_its_check_but_not_the_quarter(tmp_path
     finally:
         instance.dispose()
 
+    # without the roster no rule can be evaluated: every rule says so, none raises anything
+    runs = pl.read_parquet(out / "2026Q3" / "tables" / "rule_runs.parquet")
+    assert runs.height == 19
+    assert set(runs["status"]) == {"NOT_EVALUATED"}
+    assert all("mca/assistance_roster MISSING" in r for r in runs["reason"])
+    assert pl.read_parquet(out / "2026Q3" / "tables" / "warnings.parquet").is_empty()
+
+
+def test_the_job_refuses_to_start_without_the_pseudonym_key(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("SAFETYNET_PSEUDONYM_KEY")
+    (tmp_path / "landing" / "2026Q3").mkdir(parents=True)
+    code = cli.run(tmp_path / "landing", tmp_path / "out", [Quarter.parse("2026Q3")])
+    assert code == 2
+    assert "SAFETYNET_PSEUDONYM_KEY is not set" in capsys.readouterr().out
+    assert not (tmp_path / "out" / "2026Q3").exists()
+
 
 def test_rerunning_a_quarter_gives_the_same_tables(tmp_path):
     landing, out = tmp_path / "landing", tmp_path / "out"
@@ -92,7 +109,9 @@ def test_rerunning_a_quarter_gives_the_same_tables(tmp_path):
     cli.run(landing, out, [quarter])
     first = pl.read_parquet(out / "2026Q3" / "tables" / "extract_quality.parquet")
     staged = pl.read_parquet(out / "2026Q3" / "staging" / "mps" / "residents.parquet")
+    warnings = pl.read_parquet(out / "2026Q3" / "tables" / "rule_runs.parquet")
     cli.run(landing, out, [quarter])
+    assert pl.read_parquet(out / "2026Q3" / "tables" / "rule_runs.parquet").equals(warnings)
     assert pl.read_parquet(out / "2026Q3" / "tables" / "extract_quality.parquet").equals(first)
     assert pl.read_parquet(out / "2026Q3" / "staging" / "mps" / "residents.parquet").equals(staged)
     assert Path(out / "2026Q3" / "staging" / "mps" / "residents.parquet").exists()

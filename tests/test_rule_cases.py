@@ -28,7 +28,7 @@ def test_rule_case(case: rulecase.Case, tmp_path: Path):
         if rule_id not in case.not_evaluated:
             assert statuses[rule_id] == "EVALUATED", rule_id
     handles = {v: k for k, v in ids.items()}
-    for rule_id, by_subject in {**case.evidence, **case.reason}.items():
+    for rule_id in {**case.evidence, **case.reason}:
         assert rule_id in raised, f"{rule_id} raised nothing to look at"
     for row in evaluation.warnings.iter_rows(named=True):
         subject = (

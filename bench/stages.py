@@ -1,10 +1,12 @@
 """The harness for every stage of a quarter: `python -m bench.stages [--scale city]`.
 
 Each stage runs in a fresh process (`bench.measure.run_step`), so its wall time and peak RSS are
-its own: `generate` (`safetynet generate` at the scale, for the quarters) and `quarter` (the
+its own: `generate` (`safetynet generate` at the scale, for the quarters), `quarter` (the
 quarterly Dagster job in-process, as `safetynet run` runs it: every extract through the gate and
-Great Expectations, then the quarter's accounting). Later stages (facts, rules, outputs) join the
-`quarter` stage as the job grows. Writes `.bench/report-stages-<scale>.{md,json}`.
+Great Expectations, the quarter's accounting, facts and rules) and `policy` (facts and rules
+alone for the last quarter, on what `quarter` left: the comparison's own time and peak RSS).
+`rows` of `policy` are the staging rows it loads (the quarter's and W's). Writes
+`.bench/report-stages-<scale>.{md,json}`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from bench import BENCH_DIR
 from bench.gate import code_version, machine_info
 from bench.measure import GIB, default_cap, run_step
 
+STAGES = ("generate", "quarter", "policy")
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__.split("\n")[0])
@@ -26,19 +30,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quarters", default="2026Q3")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the landing and output folders")
+    ap.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help=f"comma-separated, in order (default {','.join(STAGES)}); with --work, later "
+        "stages can be re-measured on a kept folder",
+    )
+    ap.add_argument("--work", type=Path, help="a folder kept by an earlier --keep run")
     a = ap.parse_args(argv)
     BENCH_DIR.mkdir(exist_ok=True)
     machine = machine_info()
-    work = Path(tempfile.mkdtemp(prefix=f"stages-{a.scale}-", dir=BENCH_DIR))
+    stages = [s for s in a.stages.split(",") if s]
+    work = a.work or Path(tempfile.mkdtemp(prefix=f"stages-{a.scale}-", dir=BENCH_DIR))
+    keep = a.keep or a.work is not None
     landing, out = work / "landing", work / "out"
     common = {"landing": str(landing), "out": str(out), "quarters": a.quarters}
     cap = default_cap()
     rows = []
     try:
-        for stage, args in (
-            ("generate", {**common, "scale": a.scale, "seed": a.seed}),
-            ("quarter", common),
-        ):
+        for stage in stages:
+            args = {**common, "scale": a.scale, "seed": a.seed} if stage == "generate" else common
             print(f"{stage} …", flush=True)
             run = run_step(stage, args, work, cap_bytes=cap, log=print)
             result = run.result or {}
@@ -58,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             if not run.ok:
                 break
     finally:
-        if a.keep:
+        if keep:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
@@ -77,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(md)
-    return 0 if all(r["completed"] for r in rows) and len(rows) == 2 else 1
+    return 0 if all(r["completed"] for r in rows) and len(rows) == len(stages) else 1
 
 
 def render(r: dict) -> str:

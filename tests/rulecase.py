@@ -279,6 +279,8 @@ def build(case: Case, folder: Path) -> Built:
                 {c: _value(r.get(c), schema[c]) for c in schema}
                 for r in tables.get((str(loaded), name), [])
             ]
+            if not rows:
+                continue  # an accepted extract with no rows: the evaluator's empty table
             path = folder / str(loaded) / contract.department / f"{contract.extract}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             pl.DataFrame(rows, schema=schema).write_parquet(path)

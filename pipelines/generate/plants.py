@@ -4,7 +4,11 @@ warning) and a near-miss (it must not), written to `<out>/<quarter>/_planted_cas
 The subjects are roster members who are on the roster and ACTIVE in the registry from 2024 to
 2027 (so a case stays put across quarters), each used for one case only. Their rows in the
 extracts are set (added, changed or removed) in every quarter generated, so the twelve-month
-window W holds what the case needs; planted bad rows never touch them.
+window W holds what the case needs; planted bad rows never touch them. A planted subject raises
+exactly the rules planted as a warning for it: the children of `PNI_EDUCATION_AID` and the
+certificate holders of `PNI_DISABILITY_CARE_SUBSIDY` have a capable supporter (another member of
+their registry household aged 18–59 through 2027, with no certificate and no planted bad row),
+so that `NE_TEKUN` is not raised for them.
 
 Each rule: positive (+), near-miss (−).
 - `PNI_EDUCATION_AID`: + DIBAO child, ENROLLED student, no `student_aid` in any quarter;
@@ -28,8 +32,11 @@ Household cases (and the person cases that depend on a household: `PNI_DISABILIT
 `NE_SINGLE_PERSON_DIBAO`, `NE_TEKUN`): whole households, chosen once (`_choose_households`) among
 those whose members are all born by 2023 and ACTIVE through 2027, one role each, none holding a
 subject above. ROSTER households (two members or more) are on the roster in the same programme in
-2023Q4 and 2027Q4; REGISTRY households on it at neither, and their members are taken off it in
-every quarter (non-covered). In every quarter every row of every member is removed from every
+2023Q4 and 2027Q4 and have a member aged 18–59 through 2027 (a capable supporter of the others: no
+`NE_TEKUN` for a member; for the PERSON cases, one other than the subject), and their DIBAO cases
+have a RURAL head but for the `PNI_URBAN_HOUSING` ones (no unplanted `PNI_URBAN_HOUSING`);
+REGISTRY households on it at neither, and their members are taken off it in every quarter
+(non-covered). In every quarter every row of every member is removed from every
 extract but the registry (roster members keep their row, with no other income and no 渐退期),
 and exactly what the case needs is added (`_Plan`, `_build`): incomes from `dibao_standard` in
 effect at E for the county (cases needing it are not recorded before 2024-07-01), event rows in
@@ -37,8 +44,9 @@ every quarter such that the case holds with 1 to 4 quarters of W loaded. The sub
 household case is its `case_id` (ROSTER) or `hukou_no` (REGISTRY), with `household_source`.
 docs/generator.md lists every planted case with its deciding figures.
 
-The background data raises many warnings of its own; the planted cases only promise what happens
-to their own (rule, subject).
+The background data raises many warnings of its own; the planted cases promise what happens to
+their own subjects: each raises exactly its rules planted as a warning (a near-miss that another
+rule then catches, as `ne_dibao_reg_near` for `NE_DIBAO_EDGE`, plants that rule as a warning).
 """
 
 from __future__ import annotations
@@ -66,6 +74,22 @@ def subjects(pop: province.Population) -> dict[str, str]:
         "id_number", "birth"
     )
     pool = roster.join(stay, on="id_number").sort("id_number")
+    # capable supporters (policy.md NE_TEKUN): other members of the registry household aged
+    # 18–59 and ACTIVE through 2027; a subject who could be a tekun person (a minor, the
+    # severely disabled, the old) gets one, so that NE_TEKUN is never raised for them
+    who = pop.people.select("id_number", "hh")
+    capable = pop.people.filter(
+        pl.col("birth").is_between(*_YOUNG) & (pl.col("exit_day") > province.day_number(_LAST))
+    ).select("hh", supporter="id_number")
+    supporters = (
+        pool.select("id_number")
+        .join(who, on="id_number")
+        .join(capable, on="hh")
+        .filter(pl.col("supporter") != pl.col("id_number"))
+        .group_by("id_number")
+        .agg(pl.col("supporter").sort())
+    )
+    pool = pool.join(supporters, on="id_number", how="left").sort("id_number")
     year = pl.col("birth").cast(pl.Date).dt.year()
     wanted = {
         "edu_pos": ("DIBAO", year.is_between(2011, 2015)),
@@ -90,10 +114,20 @@ def subjects(pop: province.Population) -> dict[str, str]:
             & condition
             & ~pl.col("id_number").is_in(list(chosen.values()))
         )
-        if left.height:
-            chosen[role] = left["id_number"][0]
+        for subject, helpers in left.select("id_number", "supporter").iter_rows():
+            if role not in SUPPORTED:
+                chosen[role] = subject
+                break
+            free = [h for h in helpers or [] if h not in chosen.values()]
+            if free:
+                chosen[role], chosen[f"{role}/supporter"] = subject, free[0]
+                break
     _choose_households(pop, roster, chosen)
     return chosen
+
+
+# person roles whose subject has a capable supporter in their registry household (`subjects`)
+SUPPORTED = ("edu_pos", "edu_near", "care_pos", "care_near")
 
 
 def _drop(f: pl.DataFrame, ids: list[str], where: pl.Expr | None = None) -> pl.DataFrame:
@@ -135,6 +169,11 @@ def apply(frames: Frames, chosen: dict[str, str], q: Quarter, people: pl.DataFra
         return all(r in chosen for r in roles)
 
     day = q.start + dt.timedelta(days=20)
+    # a supporter stays capable: no disability certificate (and, being in `chosen`, no bad row)
+    frames["cdpf", "disability_certificates"] = _drop(
+        frames["cdpf", "disability_certificates"],
+        [v for k, v in chosen.items() if k.endswith("/supporter")],
+    )
 
     def sid(prefix: str, i: int) -> str:
         return f"{prefix}{q}-P{i:03d}"
@@ -338,14 +377,17 @@ _YOUNG = (_DAY(dt.date(1969, 1, 1)), _DAY(dt.date(2005, 12, 31)))  # 18–59 thr
 
 # role -> (household kind, roster programme, min size, max size, extra condition); ROSTER
 # households have two members or more, so that no case turns into a single old person's
-# (whose programme follows the TEKUN share of the quarter).
+# (whose programme follows the TEKUN share of the quarter). DIBAO cases other than the urban
+# housing ones have a RURAL head (no PNI_URBAN_HOUSING); a household whose planted subject is
+# a member has another member aged 18–59 through 2027 (a capable supporter: no NE_TEKUN).
+_RURAL = ~pl.col("urban")
 HOUSEHOLDS: dict[str, tuple[str, str | None, int, int, pl.Expr | None]] = {
     "rural_pos": (ROSTER, "DIBAO", 2, 7, ~pl.col("urban")),
     "rural_near": (ROSTER, "DIBAO", 2, 7, ~pl.col("urban")),
     "urban_pos": (ROSTER, "DIBAO", 2, 7, pl.col("urban")),
     "urban_near": (ROSTER, "DIBAO", 2, 7, pl.col("urban")),
-    "living_pos": (ROSTER, "DIBAO", 2, 7, None),
-    "living_near": (ROSTER, "DIBAO", 2, 7, None),
+    "living_pos": (ROSTER, "DIBAO", 2, 7, _RURAL & pl.col("head_supported")),
+    "living_near": (ROSTER, "DIBAO", 2, 7, _RURAL & pl.col("head_supported")),
     "ne_dibao_pos": (ROSTER, "DIBAO_EDGE", 2, 7, None),
     "ne_dibao_near": (ROSTER, "DIBAO_EDGE", 2, 7, None),
     "ne_dibao_reg_pos": (REGISTRY, None, 2, 7, None),
@@ -355,9 +397,9 @@ HOUSEHOLDS: dict[str, tuple[str, str | None, int, int, pl.Expr | None]] = {
     "edge_pos": (REGISTRY, None, 2, 7, None),
     "edge_near": (REGISTRY, None, 2, 7, None),
     "edge_near_income": (REGISTRY, None, 2, 7, None),
-    "single_pos": (ROSTER, "DIBAO_EDGE", 2, 7, None),
-    "single_near": (ROSTER, "RIGID_EXPENDITURE", 2, 7, None),
-    "single_near_grade": (ROSTER, "DIBAO_EDGE", 2, 7, None),
+    "single_pos": (ROSTER, "DIBAO_EDGE", 2, 7, pl.col("last_supported")),
+    "single_near": (ROSTER, "RIGID_EXPENDITURE", 2, 7, pl.col("last_supported")),
+    "single_near_grade": (ROSTER, "DIBAO_EDGE", 2, 7, pl.col("last_supported")),
     "tekun_pos": (REGISTRY, None, 1, 1, pl.col("head_birth") <= _OLD),
     "tekun_near": (REGISTRY, None, 1, 1, pl.col("head_birth") <= _OLD),
     "tekun_near_supporter": (
@@ -367,11 +409,11 @@ HOUSEHOLDS: dict[str, tuple[str, str | None, int, int, pl.Expr | None]] = {
         2,
         (pl.col("head_birth") <= _OLD) & pl.col("young_birth").is_between(*_YOUNG),
     ),
-    "nle_income_pos": (ROSTER, "DIBAO", 2, 7, None),
-    "nle_income_near": (ROSTER, "DIBAO", 2, 7, None),
-    "nle_income_near_exit": (ROSTER, "DIBAO", 2, 7, None),
-    "nle_assets_pos": (ROSTER, "DIBAO", 2, 7, None),
-    "nle_assets_near": (ROSTER, "DIBAO", 2, 7, None),
+    "nle_income_pos": (ROSTER, "DIBAO", 2, 7, _RURAL),
+    "nle_income_near": (ROSTER, "DIBAO", 2, 7, _RURAL),
+    "nle_income_near_exit": (ROSTER, "DIBAO", 2, 7, _RURAL),
+    "nle_assets_pos": (ROSTER, "DIBAO", 2, 7, _RURAL),
+    "nle_assets_near": (ROSTER, "DIBAO", 2, 7, _RURAL),
     "hwp_pos": (REGISTRY, None, 2, 7, pl.col("last_birth") <= _ADULT),
     "hwp_near": (REGISTRY, None, 2, 7, pl.col("last_birth") <= _ADULT),
 }
@@ -422,6 +464,12 @@ def _choose_households(pop: province.Population, roster: pl.DataFrame, chosen: d
             head_birth=pl.col("birth").filter(pl.col("pos") == 0).first(),
             young_birth=pl.col("birth").filter(pl.col("pos") > 0).max(),
             last_birth=pl.col("birth").max(),
+            supported=pl.col("birth").is_between(*_YOUNG).any(),
+            head_supported=pl.col("birth").filter(pl.col("pos") > 0).is_between(*_YOUNG).any(),
+            last_supported=pl.col("birth")
+            .filter(pl.col("pos") < pl.col("pos").max())
+            .is_between(*_YOUNG)
+            .any(),
         )
         .filter(pl.col("stable") & ~pl.col("hh").is_in(used.implode()))
         .join(programme, on="hh", how="left")
@@ -433,8 +481,8 @@ def _choose_households(pop: province.Population, roster: pl.DataFrame, chosen: d
         fits = pl.col("size").is_between(lo, hi) & ~pl.col("hh").is_in(
             pl.Series(taken, dtype=pl.Int64).implode()
         )
-        if source == ROSTER:
-            fits = fits & (pl.col("program") == program)
+        if source == ROSTER:  # all roster persons: a capable supporter for the old and young
+            fits = fits & (pl.col("program") == program) & pl.col("supported")
         else:
             fits = fits & ~pl.col("covered")
         if extra is not None:
@@ -747,6 +795,12 @@ def _build(p: _Plan, h: _House, s: int | None, q: Quarter) -> list[tuple[str, st
         p.income(h, head, income)
         cmp = "<" if pos else "="
         note = f"{kind}: household income {_yuan(income)} {cmp} {std}"
+        if h.source == REGISTRY and not pos:  # not below the standard, so below the edge
+            edge_note = f"{note}, {_yuan(income)} < {edge_std}, no out of pocket"
+            return [
+                ("NE_DIBAO", "no_warning", h.subject, note),
+                ("NE_DIBAO_EDGE", "warning", h.subject, edge_note + ": NE_DIBAO_EDGE instead"),
+            ]
         return [("NE_DIBAO", "warning" if pos else "no_warning", h.subject, note)]
     if role in ("rigid_pos", "rigid_near", "edge_near"):
         income = t if role != "rigid_near" else t + RIGID_OOP // 3

@@ -17,6 +17,7 @@ def run(
     Works without DAGSTER_HOME: the instance lives under `<out>/.dagster`. Refuses to start
     without the pseudonym key (`SAFETYNET_PSEUDONYM_KEY`). Returns 0 unless a quarter could not
     be processed at all (its registry or roster failed)."""
+    import polars as pl
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
@@ -60,6 +61,15 @@ def run(
             tables = rules.read_tables(out, q)
             if tables is not None:
                 echo(rules.summary_text(*tables))
+            cycle = out / q / "tables" / "warning_lifecycle.parquet"
+            if cycle.is_file():
+                counts = pl.read_parquet(cycle).group_by("status").len().sort("status")
+                routed = sorted((out / q / "routed").glob("*/*.csv"))
+                echo(
+                    "lifecycle: "
+                    + (", ".join(f"{s} {n:,}" for s, n in counts.iter_rows()) or "none")
+                    + f"; {len(routed)} routed files under {out / q / 'routed'}"
+                )
             core = quality.core_failures(results)
             if core or not result.success:
                 unprocessed.append(q)

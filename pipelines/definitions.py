@@ -32,22 +32,14 @@ from pipelines import idnumbers, quality
 from pipelines.contracts import Contract, extract_contracts, feedback_contract
 from pipelines.gate import FAILED, ExtractResult, run_extract
 from pipelines.operations import build_landing_sensor, build_quarterly_schedule
+from pipelines.outputs import FEEDBACK_DEPARTMENTS, routed_keys
 from pipelines.quarters import Quarter, quarter_range
 
 # Fixed up front: changing the partition set later breaks backfills (ENGINEERING.md).
 QUARTERS = StaticPartitionsDefinition(quarter_range("2020Q1", "2040Q4"))
 GATE = "gate"
 POLICY = "policy"
-FEEDBACK_DEPARTMENTS = (
-    "mca",
-    "moe",
-    "nhsa",
-    "mohurd",
-    "hrss",
-    "cdpf",
-    "mem",
-    "county_coordination",
-)
+OUTPUTS = "outputs"
 JOB_NAME = "quarterly"
 
 
@@ -211,6 +203,8 @@ def _extract_asset(contract: Contract):
 def feedback(context: AssetExecutionContext, paths: SafetynetPaths) -> MaterializeResult:
     contract = feedback_contract()
     quarter = context.partition_key
+    # what each department may answer about: the keys routed to it in earlier quarters
+    history = routed_keys(Path(paths.out), Quarter.parse(quarter))
     seen = []
     for dept in FEEDBACK_DEPARTMENTS:
         folder = Path(paths.landing) / quarter / dept
@@ -219,9 +213,9 @@ def feedback(context: AssetExecutionContext, paths: SafetynetPaths) -> Materiali
                 missing_ok=True
             )
             continue  # optional: no file, no row (extracts.md §2)
-        # The warnings routed to each department arrive with the lifecycle (outputs stage);
-        # until then no key is known and every feedback row is quarantined as unknown.
-        result, _ = _gate_one(context, paths, contract, dept, routed_warning_keys=frozenset())
+        result, _ = _gate_one(
+            context, paths, contract, dept, routed_warning_keys=history.get(dept, frozenset())
+        )
         seen.append(f"{dept}: {result.status} ({result.rows_received:,} rows)")
     return MaterializeResult(metadata={"files": ", ".join(seen) or "none"})
 
@@ -294,7 +288,7 @@ def _policy_asset(extract_keys: list[AssetKey]):
         quarter = Quarter.parse(context.partition_key)
         sources = facts.Sources.from_out(out, quarter)
         evaluation = rules.evaluate(sources, secret, temp_directory=out / ".duckdb")
-        written = rules.write(out, evaluation, secret)
+        written = rules.write(out, evaluation)
         context.log.info(
             "policy\n"
             + rules.summary_text(
@@ -312,7 +306,6 @@ def _policy_asset(extract_keys: list[AssetKey]):
             "window_quarters_loaded": len(sources.loaded),
             "data_findings": int(evaluation.data_findings["count"].sum() or 0),
             "demo_key": pseudonym.is_demo(secret),
-            "warnings_table": MetadataValue.path(str(written["warnings"])),
             "rule_runs": MetadataValue.path(str(written["rule_runs"])),
         }
         return MaterializeResult(
@@ -343,6 +336,52 @@ def _policy_asset(extract_keys: list[AssetKey]):
     return warnings
 
 
+def _publish_asset():
+    key = AssetKey([OUTPUTS, "published"])
+
+    @asset(
+        key=key,
+        partitions_def=QUARTERS,
+        group_name=OUTPUTS,
+        deps=[
+            AssetKey([POLICY, "warnings"]),
+            AssetKey([GATE, "feedback"]),
+            AssetKey([GATE, "extract_quality"]),
+        ],
+        description="The quarter published (outputs.md): the lifecycle applied with the "
+        "departments' feedback, the routed CSV files per department and county, the analyst "
+        "tables, the quarter loaded into warehouse.duckdb, and quality_report.html.",
+        kinds={"duckdb", "csv", "html"},
+    )
+    def published(context: AssetExecutionContext, paths: SafetynetPaths) -> MaterializeResult:
+        from pipelines import outputs, pseudonym, reports, warehouse
+
+        try:
+            secret = pseudonym.key_from_environment()
+        except pseudonym.KeyMissing as e:
+            raise Failure(str(e)) from None
+        out = Path(paths.out)
+        quarter = Quarter.parse(context.partition_key)
+        done = outputs.publish(out, quarter, secret)
+        loaded = warehouse.load_quarter(out, str(quarter))
+        report = reports.write_quality_report(out, str(quarter))
+        statuses = dict(done.lifecycle.group_by("status").len().iter_rows())
+        return MaterializeResult(
+            metadata={
+                "warnings": done.warnings.height,
+                **{f"lifecycle_{s.lower()}": n for s, n in sorted(statuses.items())},
+                "feedback_rows_applied": done.feedback_rows,
+                "routed_files": len(done.routed_files),
+                "warehouse_rows": sum(loaded.values()),
+                "routed": MetadataValue.path(str(out / str(quarter) / "routed")),
+                "warehouse": MetadataValue.path(str(out / "warehouse.duckdb")),
+                "quality_report": MetadataValue.path(str(report)),
+            }
+        )
+
+    return published
+
+
 def _build_docs(out: Path) -> Path | None:
     from pipelines import expectations
 
@@ -359,7 +398,13 @@ def build_definitions(landing: str | os.PathLike, out: str | os.PathLike) -> Def
         "quarter's accounting, then the policy's rules.",
     )
     return Definitions(
-        assets=[*extract_assets, feedback, _quality_asset(keys), _policy_asset(keys)],
+        assets=[
+            *extract_assets,
+            feedback,
+            _quality_asset(keys),
+            _policy_asset(keys),
+            _publish_asset(),
+        ],
         jobs=[job],
         schedules=[build_quarterly_schedule(JOB_NAME)],
         sensors=[build_landing_sensor(JOB_NAME, QUARTERS)],

@@ -368,14 +368,13 @@ def analyst_warnings(warnings: pl.DataFrame, key: bytes) -> pl.DataFrame:
     ).drop("id_number", "name")
 
 
-def write(out: Path, evaluation: Evaluation, key: bytes) -> dict[str, Path]:
-    """`<q>/policy/warnings.parquet` (personal: for the routed files only) and the analyst
-    tables `<q>/tables/{warnings,rule_runs,data_findings}.parquet`, each written aside and
-    moved into place."""
+def write(out: Path, evaluation: Evaluation) -> dict[str, Path]:
+    """`<q>/policy/warnings.parquet` (the raised warnings, personal: the publishing stage
+    applies the lifecycle and writes the routed files and the analyst `warnings` from it) and
+    `<q>/tables/{rule_runs,data_findings}.parquet`, each written aside and moved into place."""
     q = evaluation.quarter
     frames = {
         Path(out) / q / "policy" / "warnings.parquet": evaluation.warnings,
-        Path(out) / q / "tables" / "warnings.parquet": analyst_warnings(evaluation.warnings, key),
         Path(out) / q / "tables" / "rule_runs.parquet": evaluation.rule_runs,
         Path(out) / q / "tables" / "data_findings.parquet": evaluation.data_findings,
     }
@@ -384,7 +383,7 @@ def write(out: Path, evaluation: Evaluation, key: bytes) -> dict[str, Path]:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         frame.write_parquet(tmp)
         os.replace(tmp, path)
-    return {p.stem if p.parent.name == "tables" else "personal_warnings": p for p in frames}
+    return {p.stem: p for p in frames}
 
 
 def summary_text(w: pl.DataFrame, runs: pl.DataFrame, findings: pl.DataFrame) -> str:

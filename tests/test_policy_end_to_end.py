@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines import contracts, facts, gate, quality, rules
+from pipelines import contracts, facts, gate, outputs, quality, rules
 from pipelines.generate import generate, plants
 from pipelines.generate.plants import PLANTED_CASES
 from pipelines.quarters import Quarter, quarter_range
@@ -35,7 +35,8 @@ def processed(tmp_path_factory, pseudonym_key_module) -> tuple[Path, Path, dict]
             checked.close()
             quality.save_result(out, checked.result)
         evaluation = rules.evaluate(facts.Sources.from_out(out, q), pseudonym_key_module)
-        rules.write(out, evaluation, pseudonym_key_module)
+        rules.write(out, evaluation)
+        outputs.publish(out, q, pseudonym_key_module)
         evaluations[q] = evaluation
     return landing, out, evaluations
 
@@ -124,7 +125,7 @@ def test_analyst_tables_hold_no_identity_number_or_name(processed):
     ids = set(staged["id_number"])
     names = set(staged["name"])
     for q in QUARTERS:
-        for name in ("warnings", "rule_runs", "data_findings"):
+        for name in ("warnings", "warning_lifecycle", "rule_runs", "data_findings"):
             frame = pl.read_parquet(out / str(q) / "tables" / f"{name}.parquet")
             text = frame.select(pl.all().cast(pl.String)).write_csv()
             assert not set(re.findall(r"\d{17}[\dX]", text)) & ids, (q, name)

@@ -41,21 +41,73 @@ def main(argv: list[str] | None = None) -> int:
         f"{g.bytes / 1e6:.0f} MB under {landing}"
     )
     code = cli.run(landing, out, quarters)
+    last = quarters[-1]
     print(
         "\nwhere things are:\n"
         f"  landing data       {landing}/<quarter>/<dept>/<extract>.<ext>\n"
+        f"  routed files       {out}/<quarter>/routed/<department>/<county>.csv "
+        "(UTF-8 with BOM, for Excel; personal data: the receiving department only)\n"
+        f"  analyst warehouse  {out}/warehouse.duckdb  (no identity numbers or names)\n"
+        f"  quality report     {out}/<quarter>/quality_report.html  (opens offline)\n"
+        f"  Data Docs          {out}/data_docs/index.html\n"
+        f"  analyst tables     {out}/<quarter>/tables/*.parquet  (warnings, warning_lifecycle, "
+        "rule_runs, extract_quality, quarantine_reasons, data_findings, feedback)\n"
         f"  staging tables     {out}/<quarter>/staging/<dept>/<extract>.parquet\n"
         f"  quarantine         {out}/<quarter>/quarantine/<dept>/<extract>.parquet\n"
-        f"  quality tables     {out}/<quarter>/tables/extract_quality.parquet, "
-        "quarantine_reasons.parquet\n"
-        f"  warnings (analyst) {out}/<quarter>/tables/warnings.parquet, rule_runs.parquet, "
-        "data_findings.parquet\n"
-        f"  warnings (personal, for routing) {out}/<quarter>/policy/warnings.parquet\n"
-        f"  Data Docs          {out}/data_docs/index.html\n"
         f"  Dagster instance   {out}/.dagster  (`make ui` opens it)\n"
-        f"demo finished in {time.monotonic() - started:.0f} s"
     )
+    print(analyst_queries(out, str(last)))
+    print(f"demo finished in {time.monotonic() - started:.0f} s")
     return code
+
+
+QUERIES = (
+    (
+        "warnings by county and category",
+        "select county_code, category, warnings, new, escalated "
+        "from v_warnings_by_county_category_quarter where quarter = $q order by all",
+    ),
+    (
+        "the rules that raised most",
+        "select rule_id, count(*) as warnings, count(*) filter (where status = 'ESCALATED') "
+        "as escalated from warnings where quarter = $q group by all order by 2 desc limit 5",
+    ),
+    (
+        "open cases by age",
+        "select quarters_open, sum(cases) as cases from v_open_cases_by_age "
+        "where quarter = $q group by all order by all",
+    ),
+    (
+        "departments' response rates (routed in an earlier quarter, answered since)",
+        "select quarter, routed_to, routed, answered, response_rate "
+        "from v_department_response_rates where quarter < $q order by all",
+    ),
+)
+
+
+def analyst_queries(out: Path, quarter: str) -> str:
+    """A few example analyst queries on the warehouse, with what they return."""
+    import duckdb
+
+    path = out / "warehouse.duckdb"
+    if not path.is_file():
+        return "(no warehouse: the quarters could not be processed)"
+    con = duckdb.connect(str(path), read_only=True)
+    lines = [f"example analyst queries ({path}, quarter {quarter}):"]
+    try:
+        for title, sql in QUERIES:
+            shown = sql.replace("$q", f"'{quarter}'")
+            lines.append(f"\n-- {title}\n{shown};")
+            rel = con.execute(sql, {"q": quarter})
+            names = [d[0] for d in rel.description]
+            rows = rel.fetchall()
+            lines.append("  " + " | ".join(names))
+            lines += ["  " + " | ".join(str(v) for v in row) for row in rows[:8]]
+            if len(rows) > 8:
+                lines.append(f"  … {len(rows) - 8} more rows")
+    finally:
+        con.close()
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

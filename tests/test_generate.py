@@ -11,7 +11,14 @@ import polars as pl
 import pytest
 
 from pipelines import cli, contracts, gate, gbt2260, samples
-from pipelines.generate import PLANTED_ERRORS, generate, planted_errors, plants, province
+from pipelines.generate import (
+    PLANTED_ERRORS,
+    feedback,
+    generate,
+    planted_errors,
+    plants,
+    province,
+)
 from pipelines.generate.plants import PLANTED_CASES
 from pipelines.quarters import Quarter
 
@@ -56,12 +63,68 @@ def test_same_seed_same_bytes(landed: Path, tmp_path: Path):
     # a quarter generated alone is the same as within a range
     alone = tmp_path / "alone"
     generate(alone, "test", [Q3], SEED)
-    assert digests(alone) == {k: v for k, v in digests(landed).items() if k.startswith(str(Q3))}
+    assert _extracts(digests(alone)) == {
+        k: v for k, v in _extracts(digests(landed)).items() if k.startswith(str(Q3))
+    }
+    # its feedback answers the quarters generated before it: none when alone
+    assert not [k for k in digests(alone) if k.endswith(feedback.FEEDBACK_FILE)]
+    assert [k for k in digests(landed) if k.startswith(f"{Q3}/") and k.endswith("feedback.csv")]
     other = tmp_path / "other"
     generate(other, "test", [Q3], SEED + 1)
     assert digests(other) != digests(alone)
     generate(other, "test", [Q3], SEED)  # regenerating replaces the departments' folders
     assert digests(other) == digests(alone)
+
+
+def _extracts(files: dict[str, str]) -> dict[str, str]:
+    """The files that depend on (scale, seed, quarter) alone: not the feedback, its sidecar, nor
+    the manifests that list a feedback file."""
+    return {
+        k: v
+        for k, v in files.items()
+        if not k.endswith(("feedback.csv", feedback.PLANTED_FEEDBACK, "manifest.json"))
+    }
+
+
+def test_feedback_files(landed: Path, tmp_path: Path):
+    """From the second quarter on, departments answer planted positives routed before; a
+    manifest department lists its feedback; the gate accepts every answer but the two rows
+    naming keys never routed to the department."""
+    assert not list(landed.glob(f"{Q2}/*/feedback.*"))
+    assert feedback.planted_feedback(landed, Q2) == []  # at test scale no slot runs from Q2
+    planted = feedback.planted_feedback(landed, Q3)
+    answers = [e for e in planted if e["action"] is not None]
+    depts = {e["department"] for e in answers}
+    assert {"nhsa", "hrss", "mohurd"} <= depts
+    contract = contracts.feedback_contract()
+    for dept in sorted(depts):
+        path = landed / str(Q3) / dept / feedback.FEEDBACK_FILE
+        raw = path.read_bytes()
+        assert raw.decode("utf-8").startswith("warning_key,action,action_date,note\n")
+        rows = [e for e in answers if e["department"] == dept]
+        for e in rows:
+            assert Q3.start.isoformat() <= e["action_date"] <= Q3.end.isoformat()
+        if (landed / str(Q3) / dept / "manifest.json").is_file():
+            doc = json.loads((landed / str(Q3) / dept / "manifest.json").read_text("utf-8"))
+            assert doc["files"][feedback.FEEDBACK_FILE]["rows"] == len(rows)
+        # what the pipeline would have routed to the department: the answered keys (demo key)
+        routed = frozenset(e["warning_key"] for e in rows if "expect_quarantined" not in e)
+        result = gate.run_extract(
+            contract, landed, tmp_path / "out", Q3, department=dept, routed_warning_keys=routed
+        ).result
+        bad = [e for e in rows if "expect_quarantined" in e]
+        assert result.rows_received == len(rows)
+        assert result.rows_quarantined == len(bad), (dept, result.failure_reasons)
+        if bad:  # mohurd's file holds only the two: it fails on its quarantine share too
+            assert result.reason_rows[feedback.UNKNOWN_REASON] == len(bad) == 2
+        else:
+            assert result.status == gate.PASSED, (dept, result.failure_reasons)
+    keys = {e["warning_key"] for e in answers}
+    assert feedback.UNKNOWN_KEY in keys
+    cases = json.loads((landed / str(Q3) / PLANTED_CASES).read_text(encoding="utf-8"))
+    assert keys - {feedback.UNKNOWN_KEY} <= {
+        feedback.key_of(c) for c in cases if c["expect"] == "warning"
+    }
 
 
 @pytest.mark.parametrize("quarter", [Q2, Q3], ids=str)

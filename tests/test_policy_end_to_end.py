@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from pipelines import contracts, facts, gate, outputs, quality, rules
-from pipelines.generate import generate, plants
+from pipelines.generate import feedback, generate, plants
 from pipelines.generate.plants import PLANTED_CASES
 from pipelines.quarters import Quarter, quarter_range
 
@@ -32,6 +32,22 @@ def processed(tmp_path_factory, pseudonym_key_module) -> tuple[Path, Path, dict]
         for c in contracts.extract_contracts():
             previous = quality.previous_accepted(out, str(q.previous()), c.department, c.extract)
             checked = gate.run_extract(c, landing, out, q, previous_accepted=previous)
+            checked.close()
+            quality.save_result(out, checked.result)
+        # the departments' feedback, as the `feedback` asset of pipelines/definitions.py gates it
+        routed = outputs.routed_keys(out, q)
+        for dept in outputs.FEEDBACK_DEPARTMENTS:
+            if not any((landing / str(q) / dept).glob("feedback.*")):
+                continue
+            checked = gate.run_extract(
+                contracts.feedback_contract(),
+                landing,
+                out,
+                q,
+                department=dept,
+                routed_warning_keys=routed.get(dept, frozenset()),
+                previous_accepted=None,
+            )
             checked.close()
             quality.save_result(out, checked.result)
         evaluation = rules.evaluate(facts.Sources.from_out(out, q), pseudonym_key_module)
@@ -157,3 +173,72 @@ def test_every_warning_explains_itself(processed):
     # the same subject and rule give the same key every quarter
     keys = [set(evaluations[q].warnings["warning_key"]) for q in QUARTERS[-2:]]
     assert len(keys[0] & keys[1]) > 0.5 * min(map(len, keys))
+
+
+def test_feedback_drives_the_lifecycle(processed):
+    """Every expectation of `_planted_feedback.json`: the answers accepted or quarantined by the
+    gate, and the lifecycle status, quarters open and deciding action they produce."""
+    landing, out, _ = processed
+    slots, statuses, escalated_copies = set(), set(), 0
+    for q in QUARTERS:
+        planted = feedback.planted_feedback(landing, q)
+        if q == QUARTERS[0]:
+            assert not list(landing.glob(f"{q}/*/feedback.*"))  # nothing routed before it
+        else:
+            assert planted and list(landing.glob(f"{q}/*/feedback.*"))
+        cycle = pl.read_parquet(out / str(q) / "tables" / "warning_lifecycle.parquet")
+        assert cycle["warning_key"].is_unique().all()
+        state = {r["warning_key"]: r for r in cycle.iter_rows(named=True)}
+        for e in planted:
+            slots.add(e["slot"])
+            key = e["warning_key"]
+            if e["action"] is not None:
+                staged, quarantined = gate.paths(out, str(q), e["department"], "feedback")
+                result = json.loads(
+                    quality.result_path(out, str(q), e["department"], "feedback").read_text(
+                        encoding="utf-8"
+                    )
+                )
+                reasons = (
+                    {
+                        k: set(r)
+                        for k, r in pl.read_parquet(quarantined)
+                        .select("warning_key", "reasons")
+                        .iter_rows()
+                    }
+                    if quarantined.is_file()
+                    else {}
+                )
+                accepted = (
+                    set(pl.read_parquet(staged)["warning_key"]) if staged.is_file() else set()
+                )
+                if "expect_quarantined" in e:
+                    assert e["expect_quarantined"] in reasons.get(key, set()), e
+                    assert key not in accepted, e
+                    assert result["reason_rows"][e["expect_quarantined"]] >= 1, e
+                else:
+                    assert result["status"] == gate.PASSED, (e, result["failure_reasons"])
+                    assert key in accepted and key not in reasons, e
+            if e["expect_status"] is None:
+                assert key not in state, e
+                continue
+            row = state.get(key)
+            assert row is not None, e
+            assert row["status"] == e["expect_status"], (str(q), e, row)
+            statuses.add(e["expect_status"])
+            if "expect_quarters_open" in e:
+                assert row["quarters_open"] == e["expect_quarters_open"], (str(q), e, row)
+            if "expect_feedback_action" in e:
+                assert row["feedback_action"] == e["expect_feedback_action"], (str(q), e, row)
+            if e["expect_status"] == "ESCALATED":
+                # the escalation copy goes to the county coordination mechanism
+                copies = [
+                    pl.read_csv(p, infer_schema=False)
+                    for p in (out / str(q) / "routed" / feedback.COORDINATION).glob("*.csv")
+                ]
+                copied = pl.concat(copies).filter(pl.col("warning_key") == key)
+                assert copied["status"].to_list() == ["ESCALATED"], (str(q), e)
+                escalated_copies += 1
+    assert slots == {s.name for s in feedback.SCHEDULE}
+    assert {"NEW", "RECURRING", "ESCALATED", "RESOLVED", "SUPPRESSED"} <= statuses
+    assert escalated_copies > 0

@@ -19,7 +19,12 @@ people; the extracts of a quarter are built from them (`extracts`). The bytes de
 writers take rows as dicts, which at 42 M residents needs far more memory than this machine has.
 The smaller scales keep the dict writers (their bytes are unchanged).
 
-Not done yet: feedback files.
+Feedback: from the second generated quarter on, the receiving departments answer planted
+positive warnings routed in earlier quarters (`<out>/<quarter>/<dept>/feedback.csv`, with
+`<out>/<quarter>/_planted_feedback.json`: the schedule and the lifecycle outcome it must give;
+`feedback`). Those files, and the `manifest.json` of a department that lists its feedback,
+depend on the run's first quarter, not on (scale, seed, quarter) alone; the keys match only when
+the pipeline runs with the demo pseudonym key.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines import contracts
-from pipelines.generate import extracts, habits, plants, province, stream
+from pipelines.generate import extracts, feedback, habits, plants, province, stream
 from pipelines.quarters import Quarter
 
 PLANTED_ERRORS = "_planted_errors.json"
@@ -61,13 +66,15 @@ def generate(
     out = Path(out)
     result = Generated(out, scale, seed, [str(q) for q in quarters])
     if scale in CHUNKED:
-        result.rows = stream.generate_chunked(
+        result.rows, planted = stream.generate_chunked(
             out, scale, quarters, seed, province.SCALES[scale], log=log
         )
+        feedback.write(out, quarters, planted)
         return _finish(result, t0)
     pop = province.build(scale, seed)
     every = contracts.extract_contracts()
     chosen = plants.subjects(pop)
+    planted_cases: dict[Quarter, list[dict]] = {}
     for q in quarters:
         people = province.at(pop, q.end)
         frames = extracts.quarter_extracts(people, province.residents(people), q, seed)
@@ -94,7 +101,9 @@ def generate(
             encoding="utf-8",
         )
         plants.write(out, q, cases)
+        planted_cases[q] = cases
         result.rows[str(q)] = counts
+    feedback.write(out, quarters, planted_cases)
     return _finish(result, t0)
 
 

@@ -179,8 +179,9 @@ class _Sink:
 
 def generate_chunked(
     out: Path, scale: str, quarters: list[Quarter], seed: int, n: int, *, log=None
-) -> dict[str, dict[str, int]]:
-    """Write the landing folder of `quarters` county by county; returns rows per extract."""
+) -> tuple[dict[str, dict[str, int]], dict[Quarter, list[dict]]]:
+    """Write the landing folder of `quarters` county by county; returns rows per extract and
+    the planted cases per quarter."""
     every = contracts.extract_contracts()
     counties = province.counties_for(scale)
     sizes = chunk_sizes(n, counties, seed)
@@ -250,4 +251,4 @@ def generate_chunked(
         )
         plants.write(out, q, cases.get(q, []))
         rows[str(q)] = {c.name: sinks[q][c.name].rows for c in every}
-    return rows
+    return rows, cases

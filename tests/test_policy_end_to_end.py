@@ -1,6 +1,10 @@
-"""The policy engine on the generated county (issues 3 and 4): every planted case is found, every
-near-miss is not, no planted subject gets a warning it was not planted for, and the analyst
-tables hold no identity number or name from the landing data."""
+"""The generated county over four quarters (issues 3, 4 and 5): every planted case is found, every
+near-miss is not, no planted subject gets a warning it was not planted for; the departments'
+feedback drives the lifecycle; a rule whose extract is missing carries its warnings over; the
+analyst tables and the warehouse hold no identity number or name from the landing data.
+
+One change to the generated data: `moe/student_aid` is withdrawn from the last quarter, as if the
+department had not sent it, so `PNI_EDUCATION_AID` is NOT_EVALUATED there (policy.md §4)."""
 
 from __future__ import annotations
 
@@ -11,13 +15,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines import contracts, facts, gate, outputs, quality, rules
+from pipelines import contracts, facts, gate, outputs, quality, rules, warehouse
 from pipelines.generate import feedback, generate, plants
 from pipelines.generate.plants import PLANTED_CASES
 from pipelines.quarters import Quarter, quarter_range
 
 QUARTERS = [Quarter.parse(q) for q in quarter_range("2025Q4", "2026Q3")]
 SEED = 7
+WITHDRAWN = (QUARTERS[-1], "moe", "student_aid")  # not sent in the last quarter
+NOT_EVALUATED = "PNI_EDUCATION_AID"  # the rule that reads it
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +33,14 @@ def processed(tmp_path_factory, pseudonym_key_module) -> tuple[Path, Path, dict]
     root = tmp_path_factory.mktemp("county")
     landing, out = root / "landing", root / "out"
     generate(landing, "county", QUARTERS, SEED)
+    q, dept, extract = WITHDRAWN
+    for path in (landing / str(q) / dept).glob(f"{extract}.*"):
+        path.unlink()
+    manifest = landing / str(q) / dept / "manifest.json"
+    if manifest.is_file():  # the department's manifest no longer lists it either
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+        doc["files"] = {k: v for k, v in doc["files"].items() if not k.startswith(extract)}
+        manifest.write_text(json.dumps(doc), encoding="utf-8")
     evaluations = {}
     for q in QUARTERS:
         for c in contracts.extract_contracts():
@@ -50,9 +64,11 @@ def processed(tmp_path_factory, pseudonym_key_module) -> tuple[Path, Path, dict]
             )
             checked.close()
             quality.save_result(out, checked.result)
+        quality.write_tables(out, str(q), quality.load_results(out, str(q)))
         evaluation = rules.evaluate(facts.Sources.from_out(out, q), pseudonym_key_module)
         rules.write(out, evaluation)
         outputs.publish(out, q, pseudonym_key_module)
+        warehouse.load_quarter(out, str(q))
         evaluations[q] = evaluation
     return landing, out, evaluations
 
@@ -79,11 +95,15 @@ def _raised(evaluation: rules.Evaluation) -> dict[tuple[str, str], set[str]]:
 def test_every_planted_case_is_found_and_no_near_miss_raised(processed, quarter):
     landing, _, evaluations = processed
     evaluation = evaluations[quarter]
-    assert set(evaluation.rule_runs["status"]) == {"EVALUATED"}
+    runs = evaluation.rule_runs
+    skipped = set(runs.filter(pl.col("status") == "NOT_EVALUATED")["rule_id"])
+    assert skipped == ({NOT_EVALUATED} if quarter == WITHDRAWN[0] else set())
     cases = json.loads((landing / str(quarter) / PLANTED_CASES).read_text(encoding="utf-8"))
     raised = _raised(evaluation)
     planted: dict[tuple[str, str], set[str]] = {}
     for case in cases:
+        if case["rule_id"] in skipped:
+            continue  # raises nothing: checked below
         kind = "HOUSEHOLD" if "household_source" in case else "PERSON"
         subject = (case["subject"], kind)
         planted.setdefault(subject, set())
@@ -94,6 +114,7 @@ def test_every_planted_case_is_found_and_no_near_miss_raised(processed, quarter)
     # no unplanted warning on a planted subject: what it raises is exactly what was planted
     for subject, rule_ids in planted.items():
         assert raised.get(subject, set()) == rule_ids, subject
+    assert not set(evaluation.warnings["rule_id"]) & skipped
     rules_planted = {c["rule_id"] for c in cases if c["expect"] == "warning"}
     if quarter == QUARTERS[-1]:
         assert rules_planted == {r.rule_id for r in rules.catalogue()}
@@ -102,8 +123,56 @@ def test_every_planted_case_is_found_and_no_near_miss_raised(processed, quarter)
 def test_window_quarters_grow_with_the_quarters_loaded(processed):
     _, _, evaluations = processed
     for i, q in enumerate(QUARTERS, start=1):
-        runs = evaluations[q].rule_runs.filter(pl.col("rule_id") == "PNI_EDUCATION_AID")
+        runs = evaluations[q].rule_runs.filter(pl.col("rule_id") == "PNI_DISABILITY_CARE_SUBSIDY")
         assert runs["window_quarters"].to_list() == [i]
+
+
+def test_a_rule_not_evaluated_carries_its_open_warnings_over(processed):
+    _, out, evaluations = processed
+    last, before = QUARTERS[-1], QUARTERS[-2]
+    run = evaluations[last].rule_runs.filter(pl.col("rule_id") == NOT_EVALUATED)
+    assert run["status"].to_list() == ["NOT_EVALUATED"]
+    assert "moe/student_aid MISSING" in run["reason"][0]
+    cycle = {
+        q: pl.read_parquet(out / str(q) / "tables" / "warning_lifecycle.parquet").filter(
+            pl.col("rule_id") == NOT_EVALUATED
+        )
+        for q in (before, last)
+    }
+    was_open = cycle[before].filter(pl.col("status").is_in(["NEW", "RECURRING", "ESCALATED"]))
+    assert was_open.height > 0
+    now = cycle[last]
+    assert set(now["status"]) == {"CARRIED_OVER"}  # neither resolved nor aged
+    assert (
+        now.select("warning_key", "quarters_open")
+        .sort("warning_key")
+        .equals(was_open.select("warning_key", "quarters_open").sort("warning_key"))
+    )
+    routed = pl.read_parquet(out / str(last) / "policy" / "routed.parquet")
+    assert not set(routed["warning_key"]) & set(now["warning_key"])
+
+
+def test_the_warehouse_holds_no_identity_number_or_name(processed):
+    import duckdb
+
+    _, out, _ = processed
+    staged = pl.concat(
+        [pl.read_parquet(out / str(q) / "staging" / "mps" / "residents.parquet") for q in QUARTERS]
+    )
+    ids, names = set(staged["id_number"]), set(staged["name"])
+    con = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+    try:
+        tables = [t for (t,) in con.execute("select table_name from duckdb_tables()").fetchall()]
+        assert set(warehouse.TABLES) <= set(tables)
+        for table in tables:
+            text = con.sql(f"select * from {table}").pl().select(pl.all().cast(pl.String))
+            csv = text.write_csv()
+            assert not set(re.findall(r"\d{17}[\dX]", csv)) & ids, table
+            assert not _cjk_pieces(csv) & names, table
+        counts = dict(con.execute("select quarter, count(*) from warnings group by all").fetchall())
+    finally:
+        con.close()
+    assert sorted(counts) == [str(q) for q in QUARTERS]
 
 
 def test_every_rule_has_planted_cases_on_both_sides(processed):

@@ -35,7 +35,9 @@ demo: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/python -m pipelines.operations $(abspath $(OUT))/.dagster >/dev/null
+	# the demo data get the demo key unless a key is set
 	SAFETYNET_LANDING=$(abspath $(LANDING)) SAFETYNET_OUT=$(abspath $(OUT)) \
+	  SAFETYNET_PSEUDONYM_KEY="$${SAFETYNET_PSEUDONYM_KEY:-$$($(BIN)/python -c 'from pipelines.pseudonym import DEMO_KEY; print(DEMO_KEY)')}" \
 	  DAGSTER_HOME=$(abspath $(OUT))/.dagster $(BIN)/dagster dev -w workspace.yaml
 
 bench: $(STAMP)

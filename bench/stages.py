@@ -6,7 +6,7 @@ quarterly Dagster job in-process, as `safetynet run` runs it: every extract thro
 Great Expectations, the quarter's accounting, facts and rules) and `policy` (facts and rules
 alone for the last quarter, on what `quarter` left: the comparison's own time and peak RSS).
 `rows` of `policy` are the staging rows it loads (the quarter's and W's). Writes
-`.bench/report-stages-<scale>.{md,json}`.
+`.bench/report-stages-<scale>.{md,json}` (`<scale>-<stages>` for a subset).
 """
 
 from __future__ import annotations
@@ -82,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         "stages": rows,
     }
     md = render(report)
-    (BENCH_DIR / f"report-stages-{a.scale}.md").write_text(md, encoding="utf-8")
-    (BENCH_DIR / f"report-stages-{a.scale}.json").write_text(
+    # a subset of stages gets its own report, not the full run's
+    name = a.scale if stages == list(STAGES) else f"{a.scale}-{'-'.join(stages)}"
+    (BENCH_DIR / f"report-stages-{name}.md").write_text(md, encoding="utf-8")
+    (BENCH_DIR / f"report-stages-{name}.json").write_text(
         json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8"
     )
     print()

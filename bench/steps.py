@@ -162,7 +162,7 @@ def policy(args: dict, tracer: Tracer) -> dict:
         "warnings": evaluation.warnings.height,
         "rules_evaluated": int((evaluation.rule_runs["status"] == "EVALUATED").sum()),
         "model_seconds": evaluation.seconds,
-        "duckdb_memory_limit": os.environ.get("SAFETYNET_DUCKDB_MEMORY", "12GB"),
+        "duckdb_memory_limit": os.environ.get("SAFETYNET_DUCKDB_MEMORY", facts.DEFAULT_MEMORY),
     }
 
 

@@ -207,7 +207,8 @@ def evaluate(
     quarter = str(sources.quarter)
     seconds: dict[str, float] = {}
     con = facts.connect(
-        temp_directory, memory_limit or os.environ.get("SAFETYNET_DUCKDB_MEMORY", "12GB")
+        temp_directory,
+        memory_limit or os.environ.get("SAFETYNET_DUCKDB_MEMORY", facts.DEFAULT_MEMORY),
     )
     try:
         core_failed = sources.failed(CORE)

@@ -256,6 +256,16 @@ def _quality_asset(extract_keys: list[AssetKey]):
     return extract_quality
 
 
+def _pseudonym_key() -> bytes:
+    """The province's key, or a failed step saying it is missing (never a run without it)."""
+    from pipelines import pseudonym
+
+    try:
+        return pseudonym.key_from_environment()
+    except pseudonym.KeyMissing as e:
+        raise Failure(str(e)) from None
+
+
 def _policy_asset(extract_keys: list[AssetKey]):
     key = AssetKey([POLICY, "warnings"])
 
@@ -280,10 +290,7 @@ def _policy_asset(extract_keys: list[AssetKey]):
     def warnings(context: AssetExecutionContext, paths: SafetynetPaths) -> MaterializeResult:
         from pipelines import facts, pseudonym, rules
 
-        try:
-            secret = pseudonym.key_from_environment()
-        except pseudonym.KeyMissing as e:
-            raise Failure(str(e)) from None
+        secret = _pseudonym_key()
         out = Path(paths.out)
         quarter = Quarter.parse(context.partition_key)
         sources = facts.Sources.from_out(out, quarter)
@@ -354,12 +361,9 @@ def _publish_asset():
         kinds={"duckdb", "csv", "html"},
     )
     def published(context: AssetExecutionContext, paths: SafetynetPaths) -> MaterializeResult:
-        from pipelines import outputs, pseudonym, reports, warehouse
+        from pipelines import outputs, reports, warehouse
 
-        try:
-            secret = pseudonym.key_from_environment()
-        except pseudonym.KeyMissing as e:
-            raise Failure(str(e)) from None
+        secret = _pseudonym_key()
         out = Path(paths.out)
         quarter = Quarter.parse(context.partition_key)
         done = outputs.publish(out, quarter, secret)

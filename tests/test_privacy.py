@@ -1,10 +1,11 @@
-"""No full identity number or name leaves the gate except in the files meant to hold them.
+"""No full identity number or name leaves the files meant to hold them.
 
-Identity numbers and names may appear only in the staging tables (the policy engine's input) and
-the quarantine files (which go back to the sending department). Everything else a quarter
-writes — logs, exceptions, Dagster's event log and metadata, the quality tables, the gate's JSON,
-the Great Expectations stores and Data Docs — is scanned for every identity number and name of
-the landing data.
+Identity numbers and names may appear only in the staging tables (the policy engine's input), the
+quarantine files (which go back to the sending department), the routing stage's own files
+(`policy/`) and the routed files (each for its receiving department). Everything else a quarter
+writes — logs, exceptions, Dagster's event log and metadata, the quality and analyst tables, the
+warehouse, the quality report, the gate's JSON, the Great Expectations stores and Data Docs — is
+scanned for every identity number and name of the landing data.
 """
 
 from __future__ import annotations
@@ -71,10 +72,13 @@ def _dagster_text(out: Path) -> str:
         instance.dispose()
 
 
-def _files_text(out: Path) -> str:
+def _files_text(out: Path, allowed: tuple[str, ...] = ALLOWED) -> str:
     parts = []
     for path in sorted(out.rglob("*")):
-        if not path.is_file() or set(path.relative_to(out).parts) & set(ALLOWED):
+        if not path.is_file() or set(path.relative_to(out).parts) & set(allowed):
+            continue
+        if path.suffix == ".duckdb":
+            parts.append(_duckdb_text(path))
             continue
         if path.suffix == ".parquet":
             frame = pl.read_parquet(path)
@@ -82,6 +86,20 @@ def _files_text(out: Path) -> str:
         else:
             parts.append(path.read_bytes().decode("utf-8", errors="replace"))
     return "\n".join(parts)
+
+
+def _duckdb_text(path: Path) -> str:
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [t for (t,) in con.execute("select table_name from duckdb_tables()").fetchall()]
+        return "\n".join(
+            con.sql(f"select * from {t}").pl().select(pl.all().cast(pl.String)).write_csv()
+            for t in tables
+        )
+    finally:
+        con.close()
 
 
 def _leaks(text: str, ids: set[str], names: set[str]) -> list[str]:
@@ -145,3 +163,38 @@ def test_a_quarter_leaks_no_identity_number_or_name(tmp_path, capsys, caplog, mo
 )
 def test_scrub_masks_numbers_in_messages(text, masked):
     assert idnumbers.scrub(text) == masked
+
+
+def test_a_quarter_with_warnings_leaks_nothing_outside_the_routed_files(tmp_path, capsys, caplog):
+    """The whole job on a generated quarter that raises warnings: stdout, logs, the Dagster event
+    log and every output but staging, quarantine, the routing stage's own files and the routed
+    files themselves hold no identity number or name of the landing data."""
+    from pipelines.generate import generate
+
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    generate(landing, "test", [QUARTER], 3)
+    residents = pl.read_csv(
+        next((landing / str(QUARTER) / "mps").glob("residents.*")),
+        infer_schema=False,
+        encoding="utf8-lossy",
+    )
+    caplog.set_level(logging.DEBUG)
+    assert cli.run(landing, out, [QUARTER], log_level="DEBUG") == 0
+    printed = capsys.readouterr()
+    warnings = pl.read_parquet(out / str(QUARTER) / "policy" / "warnings.parquet")
+    assert warnings.height > 50  # the scan below means something
+    ids = set(warnings["id_number"]) | {
+        idnumbers.normalise_text(x) for x in residents.to_series(0).drop_nulls()
+    }
+    names = set(warnings["name"].drop_nulls())
+    routed = list((out / str(QUARTER) / "routed").rglob("*.csv"))
+    assert routed and any(x in routed[0].read_text(encoding="utf-8-sig") for x in ids)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for where, text in (
+        ("stdout", printed.out),
+        ("log records", logged),
+        ("Dagster event log", _dagster_text(out)),
+        ("output files", _files_text(out, allowed=(*ALLOWED, "routed"))),
+    ):
+        assert text, where
+        assert _leaks(text, {x for x in ids if x and len(x) == 18}, names) == [], where

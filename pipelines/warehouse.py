@@ -4,13 +4,18 @@ common questions. No table holds a full identity number or a name: warnings carr
 (keyed HMAC) and `id_masked`, evidence masked numbers, and the feedback's free-text note is left
 out (a department may write a name in it).
 
-A quarter is loaded in one transaction — its rows deleted, then inserted from the quarter's
-Parquet tables — so re-running a quarter gives the same rows and a run killed midway leaves the
-warehouse as it was. DuckDB allows one writer: the Dagster instance runs one run at a time.
+A quarter is loaded into a copy of the database — its rows deleted, then inserted from the
+quarter's Parquet tables — and the copy then replaces the database in one rename. So re-running a
+quarter gives the same rows, a run killed midway leaves the warehouse as it was, and analysts who
+hold the database open read-only (DuckDB lets no process write a file another has open) keep
+reading the version they opened while the job publishes the next; a new connection sees the new
+one. One writer at a time: the Dagster instance runs one run at a time.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -190,9 +195,22 @@ def _sql_text(s: str) -> str:
 
 
 def load_quarter(out: Path, quarter: str) -> dict[str, int]:
-    """Replace one quarter's rows in every table, in one transaction; returns rows per table."""
+    """Replace one quarter's rows in every table; returns rows per table."""
     path = Path(out) / "warehouse.duckdb"
-    con = duckdb.connect(str(path))
+    work = path.with_name(f".{path.name}.{os.getpid()}")
+    work.unlink(missing_ok=True)
+    if path.is_file():
+        shutil.copyfile(path, work)
+    try:
+        loaded = _load(work, Path(out), quarter)
+        os.replace(work, path)
+    finally:
+        work.unlink(missing_ok=True)
+    return loaded
+
+
+def _load(work: Path, out: Path, quarter: str) -> dict[str, int]:
+    con = duckdb.connect(str(work))
     loaded = {}
     try:
         con.execute("begin transaction")

@@ -231,3 +231,39 @@ def test_the_warehouse_holds_no_identity_number_or_name(out, pseudonym_key):
 @pytest.fixture
 def pseudonym_key(pseudonym_key):  # the conftest key, as text for the subprocess
     return pseudonym_key.decode()
+
+
+def test_an_analyst_holding_the_warehouse_open_does_not_block_publishing(out, pseudonym_key):
+    _three_quarters(out, pseudonym_key.encode())
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, duckdb; "
+            "con = duckdb.connect(sys.argv[1], read_only=True); "
+            "print(con.execute('select count(*) from warnings').fetchall()[0][0], flush=True); "
+            "sys.stdin.readline(); "
+            "print(con.execute('select count(*) from warnings').fetchall()[0][0], flush=True)",
+            str(out / "warehouse.duckdb"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        before = int(reader.stdout.readline())
+        _quarter(out, Q3, [_warning("PNI_EDUCATION_AID", "B", "350102", "moe", Q3)])
+        outputs.publish(out, Q3, pseudonym_key.encode())
+        warehouse.load_quarter(out, str(Q3))  # would fail on DuckDB's lock if written in place
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        assert int(reader.stdout.readline()) == before  # the version the analyst opened
+    finally:
+        reader.kill()
+        reader.wait()
+    con = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+    try:
+        assert con.execute("select count(*) from warnings").fetchall()[0][0] == before - 3
+    finally:
+        con.close()
+    assert not list(out.glob(".warehouse.duckdb.*"))

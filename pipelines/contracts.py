@@ -7,7 +7,7 @@ This module only reads them into plain objects; `checks.py` turns them into row 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +180,16 @@ def extract_contracts() -> list[Contract]:
 
 def feedback_contract() -> Contract:
     return all_contracts()[("any", "feedback")]
+
+
+def as_sent_by(contract: Contract, department: str) -> Contract:
+    """The contract as one department's file is read. extracts.md §2: "`mps` and `mca` also send
+    `YYYYMMDD`" — a habit of the department, so it holds for every file it sends, the feedback
+    (contract department `any`) included. Which departments those are is read off their own
+    contracts, not listed here."""
+    if contract.department == department:
+        return contract
+    compact = {c.department for c in extract_contracts() if set(c.date_formats) > {"YYYY-MM-DD"}}
+    if department in compact and "YYYYMMDD" not in contract.date_formats:
+        return replace(contract, date_formats=(*contract.date_formats, "YYYYMMDD"))
+    return contract

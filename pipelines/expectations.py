@@ -78,7 +78,7 @@ from great_expectations.validator.validator import calc_validation_statistics  #
 from pipelines import checks as row_checks  # noqa: E402
 from pipelines import contracts, gbt2260, idnumbers  # noqa: E402
 from pipelines.checks import Check, CheckContext  # noqa: E402
-from pipelines.contracts import Contract  # noqa: E402
+from pipelines.contracts import Contract, as_sent_by  # noqa: E402
 from pipelines.quarters import Quarter  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -581,6 +581,7 @@ def validate(
     `raise_errors` (tests), which also raises when an expectation raised inside GE.
     """
     dept = department or contract.department
+    contract = as_sent_by(contract, dept)  # as the gate read it (a department's date habit)
     name = f"{Quarter.parse(str(quarter))}.{dept}.{contract.extract}"
     summary: dict[str, Any] = {
         "name": name,

@@ -16,7 +16,7 @@ import polars as pl
 
 from pipelines import idnumbers, ingest, parameters
 from pipelines.checks import Check, CheckContext, compile_checks, cross_row_context, evaluate
-from pipelines.contracts import Contract
+from pipelines.contracts import Contract, as_sent_by
 from pipelines.ingest import ROW_NUMBER, FileProblem
 from pipelines.quarters import Quarter
 
@@ -123,6 +123,7 @@ def run_extract(
     needed, to quarantine every row instead.
     """
     dept = department or contract.department
+    contract = as_sent_by(contract, dept)
     q = str(quarter)
     folder = landing / q / dept
     ctx = CheckContext(quarter, routed_warning_keys)

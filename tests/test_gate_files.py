@@ -307,3 +307,41 @@ def test_a_header_and_a_blank_line_have_no_data_rows(landing, out):
     r = run_gate(contract, landing, out).result
     assert (r.status, _counts(r)) == (gate.FAILED, (0, 0, 0))
     assert "no data rows" in r.failure_reasons[0]
+
+
+@pytest.mark.parametrize(("dept", "accepted"), [("mca", 2), ("moe", 0)])
+def test_feedback_dates_follow_the_sending_departments_habit(landing, out, dept, accepted):
+    """extracts.md §2: mca (and mps) also send YYYYMMDD — their feedback too; moe does not."""
+    from pipelines import expectations
+    from pipelines.contracts import feedback_contract
+
+    contract = feedback_contract()
+    keys = frozenset({"NLE_DECEASED-00000000000000aa", "NLE_DECEASED-00000000000000bb"})
+    folder = landing / str(QUARTER) / dept
+    folder.mkdir(parents=True)
+    (folder / "feedback.csv").write_text(
+        "warning_key,action,action_date,note\n"
+        "NLE_DECEASED-00000000000000aa,ASSISTED,20260815,\n"
+        "NLE_DECEASED-00000000000000bb,IN_PROGRESS,2026-08-16,\n",
+        encoding="utf-8",
+    )
+    checked = gate.run_extract(
+        contract, landing, out, QUARTER, department=dept, routed_warning_keys=keys
+    )
+    result = checked.result
+    # moe's one compact date is a bad row; 1 of 2 is over 5 %, so moe's file fails whole
+    assert result.status == ("PASSED" if dept == "mca" else "FAILED")
+    assert result.rows_accepted == accepted
+    assert result.reason_rows.get("action_date.invalid_date", 0) == (1 if dept == "moe" else 0)
+    # Great Expectations reads the file the same way as the gate
+    validation = expectations.validate(
+        out,
+        contract,
+        QUARTER,
+        checked.source,
+        checked.ctx,
+        checked.checks,
+        department=dept,
+    )
+    checked.close()
+    assert validation["success"] == (dept == "mca"), validation

@@ -28,6 +28,7 @@ MODELS = (
     "int_person_signals",
     "int_person_income",
     "int_person_assets",
+    "int_residential_properties",
     "fct_persons",
     "fct_roster_households",
     "fct_registry_households",

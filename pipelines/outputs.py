@@ -22,16 +22,8 @@ import polars as pl
 from pipelines import lifecycle, parameters, rules
 from pipelines.quarters import Quarter
 
-FEEDBACK_DEPARTMENTS = (
-    "mca",
-    "moe",
-    "nhsa",
-    "mohurd",
-    "hrss",
-    "cdpf",
-    "mem",
-    "county_coordination",
-)
+# extracts.md §4: a feedback folder is named for a receiving department, county_coordination too
+FEEDBACK_DEPARTMENTS = rules.ROUTES
 COORDINATION = "county_coordination"
 ROUTED_COLUMNS = (
     "warning_key",

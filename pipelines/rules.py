@@ -38,15 +38,6 @@ CATEGORIES = (
 SUBJECTS = ("PERSON", "HOUSEHOLD")
 ROUTES = ("mca", "moe", "nhsa", "mohurd", "hrss", "cdpf", "mem", "county_coordination")
 CORE = [f"{d}/{e}" for d, e in CORE_EXTRACTS]
-OUTPUT_COLUMNS = (
-    "subject_id",
-    "household_id",
-    "household_source",
-    "county_code",
-    "display_id",
-    "evidence",
-    "reason_zh",
-)
 # one row per warning of the quarter, with the person it is shown under (outputs.md §1 columns
 # this stage knows); this frame holds identity numbers and names and stays in <q>/policy/
 WARNING_SCHEMA = {
@@ -191,9 +182,6 @@ class Evaluation:
     rule_runs: pl.DataFrame
     data_findings: pl.DataFrame
     seconds: dict[str, float]
-
-    def counts(self) -> dict[str, int]:
-        return dict(self.warnings.group_by("rule_id").len().iter_rows())
 
 
 def evaluate(

@@ -4,7 +4,7 @@
 with
 
 persons as (select * from fct_persons),
-properties as (select * from mnr_properties),
+residential_properties as (select * from int_residential_properties),
 standards as (select * from county_standards),
 
 members as (
@@ -27,12 +27,10 @@ counties as (
 ),
 
 residential as (
-    select members.hukou_no, count(distinct properties.property_id) as residential_properties
+    select members.hukou_no, count(distinct residential_properties.property_id)
+        as residential_properties
     from members
-    join properties
-        on properties.id_number = members.id_number
-        and properties.status = 'ACTIVE'
-        and properties.usage = 'RESIDENTIAL'
+    join residential_properties using (id_number)
     group by members.hukou_no
 ),
 

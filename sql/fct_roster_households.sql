@@ -5,7 +5,7 @@ with
 
 roster as (select * from mca_assistance_roster),
 persons as (select * from fct_persons),
-properties as (select * from mnr_properties),
+residential_properties as (select * from int_residential_properties),
 standards as (select * from county_standards),
 
 cases as (
@@ -32,12 +32,10 @@ members as (
 residential as (
     -- distinct ACTIVE residential properties across the members: one flat owned by two members
     -- counts once
-    select members.case_id, count(distinct properties.property_id) as residential_properties
+    select members.case_id, count(distinct residential_properties.property_id)
+        as residential_properties
     from members
-    join properties
-        on properties.id_number = members.id_number
-        and properties.status = 'ACTIVE'
-        and properties.usage = 'RESIDENTIAL'
+    join residential_properties using (id_number)
     group by members.case_id
 ),
 

@@ -37,11 +37,11 @@ from pathlib import Path
 
 from pipelines import contracts, pseudonym, rules, samples
 from pipelines.generate import habits
+from pipelines.outputs import COORDINATION
 from pipelines.quarters import Quarter
 
 PLANTED_FEEDBACK = "_planted_feedback.json"
 FEEDBACK_FILE = "feedback.csv"
-COORDINATION = "county_coordination"
 UNKNOWN_KEY = "PNI_EDUCATION_AID-0000000000000000"
 UNKNOWN_REASON = "warning_key.unknown_warning"
 NOTES = {

@@ -6,6 +6,7 @@ builds the Data Docs. A failed extract is a failed *check*, never a failed step:
 extracts and the quarter go on (policy.md §4 decides which rules then cannot be evaluated).
 """
 
+import functools
 import os
 import traceback
 from pathlib import Path
@@ -256,6 +257,23 @@ def _quality_asset(extract_keys: list[AssetKey]):
     return extract_quality
 
 
+def _scrubbed(fn):
+    """An unexpected error of the policy or publishing step fails the step with its message
+    scrubbed of identity numbers: a database error may quote a value, and the original would
+    reach Dagster's event log."""
+
+    @functools.wraps(fn)
+    def step(context: AssetExecutionContext, paths: SafetynetPaths) -> MaterializeResult:
+        try:
+            return fn(context, paths)
+        except Failure:
+            raise
+        except Exception as e:  # noqa: BLE001 - re-raised, scrubbed
+            raise Failure(f"{type(e).__name__}: {idnumbers.scrub(str(e))}") from None
+
+    return step
+
+
 def _pseudonym_key() -> bytes:
     """The province's key, or a failed step saying it is missing (never a run without it)."""
     from pipelines import pseudonym
@@ -287,6 +305,7 @@ def _policy_asset(extract_keys: list[AssetKey]):
         ],
         kinds={"duckdb", "parquet"},
     )
+    @_scrubbed
     def warnings(context: AssetExecutionContext, paths: SafetynetPaths) -> MaterializeResult:
         from pipelines import facts, pseudonym, rules
 
@@ -360,6 +379,7 @@ def _publish_asset():
         "tables, the quarter loaded into warehouse.duckdb, and quality_report.html.",
         kinds={"duckdb", "csv", "html"},
     )
+    @_scrubbed
     def published(context: AssetExecutionContext, paths: SafetynetPaths) -> MaterializeResult:
         from pipelines import outputs, reports, warehouse
 

@@ -198,3 +198,21 @@ def test_a_quarter_with_warnings_leaks_nothing_outside_the_routed_files(tmp_path
     ):
         assert text, where
         assert _leaks(text, {x for x in ids if x and len(x) == 18}, names) == [], where
+
+
+def test_an_error_in_the_policy_step_reaches_dagster_scrubbed(tmp_path, monkeypatch, capsys):
+    """A database error quoting an identity number fails the step; the event log has it masked."""
+    from pipelines import rules
+
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    ids, _ = _landing(landing)
+    leaked = sorted(ids)[1]
+
+    def evaluate(*args, **kwargs):
+        raise ValueError(f"Conversion Error: could not convert '{leaked}'")
+
+    monkeypatch.setattr(rules, "evaluate", evaluate)
+    cli.run(landing, out, [QUARTER])
+    logs = _dagster_text(out)
+    assert idnumbers.mask(leaked) in logs  # the error is reported, masked
+    assert leaked not in logs + capsys.readouterr().out

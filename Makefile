@@ -31,13 +31,13 @@ test: lint
 	$(BIN)/pytest -q
 
 demo: $(STAMP)
-	$(BIN)/python -m pipelines.demo --out $(OUT) --quarters $(QUARTERS)
+	$(BIN)/python -m pipelines.orchestration.demo --out $(OUT) --quarters $(QUARTERS)
 
 ui: $(STAMP)
-	$(BIN)/python -m pipelines.operations $(abspath $(OUT))/.dagster >/dev/null
+	$(BIN)/python -m pipelines.orchestration.instance $(abspath $(OUT))/.dagster >/dev/null
 	# the demo data get the demo key unless a key is set
 	SAFETYNET_LANDING=$(abspath $(LANDING)) SAFETYNET_OUT=$(abspath $(OUT)) \
-	  SAFETYNET_PSEUDONYM_KEY="$${SAFETYNET_PSEUDONYM_KEY:-$$($(BIN)/python -c 'from pipelines.pseudonym import DEMO_KEY; print(DEMO_KEY)')}" \
+	  SAFETYNET_PSEUDONYM_KEY="$${SAFETYNET_PSEUDONYM_KEY:-$$($(BIN)/python -c 'from pipelines.core.pseudonym import DEMO_KEY; print(DEMO_KEY)')}" \
 	  DAGSTER_HOME=$(abspath $(OUT))/.dagster $(BIN)/dagster dev -w workspace.yaml
 
 bench: $(STAMP)

@@ -4,7 +4,7 @@
 
 1. generate (or reuse from `.bench/`) a realistic residents CSV of `--rows` rows;
 2. floor: DuckDB counts its rows reading every column as text, in a fresh process;
-3. gate: `pipelines.gate.run_extract` on it for 2026Q3, in a fresh process, writing to a
+3. gate: `pipelines.gate.extract.run_extract` on it for 2026Q3, in a fresh process, writing to a
    temporary output folder (deleted afterwards unless `--keep`);
 and prints wall time, rows/s and peak RSS of each, the gate's accounting checked against the
 rows the generator planted, and where the gate's time and memory went. The report is written to
@@ -30,9 +30,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import BENCH_DIR
-from bench.measure import GIB, StepRun, default_cap, mem_info, run_step
+from bench.measure import GIB, PROJECT_ROOT, StepRun, default_cap, mem_info, run_step
 from bench.residents import BYTES_PER_ROW, QUARTER, cache_dir, generate
-from pipelines import PROJECT_ROOT
 
 TARGET_RATIO = 5.0
 TARGET_RSS = 6 * 10**9  # "6 GB"
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print("floor: DuckDB count(*) …", flush=True)
         floor = run_step("floor", {"csv": str(gen.csv)}, work, cap_bytes=cap, log=_log)
         _print_step(floor)
-        print("gate: pipelines.gate.run_extract …", flush=True)
+        print("gate: pipelines.gate.extract.run_extract …", flush=True)
         gate = run_step(
             "gate",
             {"landing": str(gen.landing), "out": str(out), "quarter": QUARTER},
@@ -149,11 +148,11 @@ def machine_info() -> dict:
 
 
 def code_version() -> dict:
-    """Which gate was measured: the commit, and a digest of pipelines/*.py as they are on disk
+    """Which gate was measured: the commit, and a digest of pipelines/**/*.py as they are on disk
     (other people edit the working tree while benchmarks run)."""
     h = hashlib.sha256()
-    for p in sorted((PROJECT_ROOT / "pipelines").glob("*.py")):
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    for p in sorted((PROJECT_ROOT / "pipelines").rglob("*.py")):
+        h.update(p.relative_to(PROJECT_ROOT).as_posix().encode() + b"\0" + p.read_bytes())
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],

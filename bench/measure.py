@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 GIB = 1 << 30
 

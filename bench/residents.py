@@ -9,7 +9,7 @@ What the rows look like:
   2026, or an abolished Fujian code for ~3 % of people, born no later than its last year in force)
   maps the n-th person drawn into it through an affine permutation of (birth day × sequence);
   the check character is computed here in numpy (ISO 7064 MOD 11-2), independently of
-  `pipelines.idnumbers`, so the gate's count of bad check characters is a cross-check;
+  `pipelines.core.idnumbers`, so the gate's count of bad check characters is a cross-check;
   ~10 % of `X` are written `x`;
 - households of 1–7 people (mean ≈ 3) share `hukou_no`, `county_code` (in force in 2026),
   `residence_type` and mostly the surname; the first member is the `HEAD`;
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines import gbt2260
-from pipelines.contracts import all_contracts
+from pipelines.core import gbt2260
+from pipelines.core.contracts import all_contracts
 
 # names and household shapes as the synthetic province draws them
 from pipelines.generate.province import GIVEN, HOUSEHOLD_SIZE_P, RELATIONS, SURNAMES

@@ -4,9 +4,9 @@
     python -m bench.steps gate  '{"landing": ..., "out": ..., "quarter": ..., ...}'
 
 `floor`: DuckDB counting the file's rows, every column as text — the least any reader can do.
-`gate`: the real `pipelines.gate.run_extract`, unchanged; its pieces (read and encoding check,
-pass 1, pass 2 with its writes, weighing, reason counts) are wrapped only to record when each
-starts and ends and the RSS at those moments.
+`gate`: the real `pipelines.gate.extract.run_extract`, unchanged; its pieces (read and encoding
+check, pass 1, pass 2 with its writes, weighing, reason counts) are wrapped only to record when
+each starts and ends and the RSS at those moments.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ def _duckdb_threads(con) -> int:
 def gate(args: dict, tracer: Tracer) -> dict:
     import polars as pl
 
-    from pipelines import gate as gate_mod
-    from pipelines import ingest
-    from pipelines.contracts import all_contracts
-    from pipelines.quarters import Quarter
+    from pipelines.core.contracts import all_contracts
+    from pipelines.core.quarters import Quarter
+    from pipelines.gate import extract as gate_mod
+    from pipelines.gate import reader as ingest
 
     contract = all_contracts()[("mps", "residents")]
     quarter = Quarter.parse(args["quarter"])
@@ -92,8 +92,8 @@ def gate(args: dict, tracer: Tracer) -> dict:
 
 def generate(args: dict, tracer: Tracer) -> dict:
     """Stage `generate`: `safetynet generate` for one scale and quarter range."""
+    from pipelines.core.quarters import parse_quarter_list
     from pipelines.generate import generate as write_landing
-    from pipelines.quarters import parse_quarter_list
 
     quarters = parse_quarter_list(args["quarters"])
     g = tracer.span(
@@ -107,10 +107,13 @@ def quarter(args: dict, tracer: Tracer) -> dict:
     """Stage `quarter`: the quarterly Dagster job in-process (`safetynet run`), every quarter."""
     import os
 
-    from pipelines import cli, pseudonym, quality
-    from pipelines.quarters import parse_quarter_list
+    from pipelines.core import pseudonym
+    from pipelines.core.quarters import parse_quarter_list
+    from pipelines.gate import accounting as quality
+    from pipelines.orchestration import cli
+    from pipelines.orchestration.resources import KEY_ENV
 
-    os.environ.setdefault(pseudonym.ENV, pseudonym.DEMO_KEY)  # synthetic data only
+    os.environ.setdefault(KEY_ENV, pseudonym.DEMO_KEY)  # synthetic data only
     quarters = parse_quarter_list(args["quarters"])
     t0 = time.perf_counter()
     code = tracer.span(
@@ -135,23 +138,33 @@ def quarter(args: dict, tracer: Tracer) -> dict:
 
 
 def policy(args: dict, tracer: Tracer) -> dict:
-    """Stage `policy`: facts and rules (pipelines.rules.evaluate) for the last quarter, on the
+    """Stage `policy`: facts and rules (pipelines.policy.evaluate) for the last quarter, on the
     staging tables the `quarter` stage left — the comparison alone, in its own process."""
     import os
 
     import pyarrow.parquet as pq
 
-    from pipelines import facts, pseudonym, rules
-    from pipelines.quarters import parse_quarter_list
+    from pipelines.core import pseudonym
+    from pipelines.core.layout import Outputs
+    from pipelines.core.quarters import parse_quarter_list
+    from pipelines.orchestration.resources import KEY_ENV, Settings
+    from pipelines.policy import evaluate as rules
+    from pipelines.policy import facts
 
     q = parse_quarter_list(args["quarters"])[-1]
     out = Path(args["out"])
     sources = facts.Sources.from_out(out, q)
     rows_in = sum(pq.read_metadata(p).num_rows for p in sources.staging.values())
-    key = os.environ.get(pseudonym.ENV, pseudonym.DEMO_KEY).encode()
+    key = os.environ.get(KEY_ENV, pseudonym.DEMO_KEY).encode()
+    memory = Settings.from_environment().duckdb_memory
     t0 = time.perf_counter()
     evaluation = tracer.span(
-        "facts + rules", rules.evaluate, sources, key, temp_directory=out / ".duckdb"
+        "facts + rules",
+        rules.evaluate,
+        sources,
+        key,
+        temp_directory=Outputs(out).duckdb_spill,
+        memory_limit=memory,
     )
     seconds = time.perf_counter() - t0
     return {
@@ -162,7 +175,7 @@ def policy(args: dict, tracer: Tracer) -> dict:
         "warnings": evaluation.warnings.height,
         "rules_evaluated": int((evaluation.rule_runs["status"] == "EVALUATED").sum()),
         "model_seconds": evaluation.seconds,
-        "duckdb_memory_limit": os.environ.get("SAFETYNET_DUCKDB_MEMORY", facts.DEFAULT_MEMORY),
+        "duckdb_memory_limit": memory,
     }
 
 

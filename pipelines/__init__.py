@@ -1,8 +1,16 @@
-"""safetynet: quarterly cross-department monitoring of the low-income population."""
+"""safetynet: quarterly cross-department monitoring of the low-income population.
 
-from pathlib import Path
+The data flows one way, a folder per stage (docs/architecture.md):
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONTRACTS_DIR = PROJECT_ROOT / "data_contracts"
-RULES_DIR = PROJECT_ROOT / "rules"
-SQL_DIR = PROJECT_ROOT / "sql"
+    landing files ─► gate ─► staging tables ─► policy ─► warnings ─► publish ─► routed files,
+                                                                     warehouse, reports
+
+- `core/` — the shared leaves (contracts, quarters, codes, identity numbers, pseudonyms,
+  parameters, the output layout);
+- `gate/` — every extract read, checked against its contract, validated by Great Expectations,
+  accounted for;
+- `policy/` — facts and the 19 rules over the staged rows, behind one engine seam;
+- `publish/` — lifecycle, routed files, warehouse, quality report, published atomically;
+- `orchestration/` — the Dagster definitions and the `safetynet` command line, wiring the stages;
+- `generate/` — the synthetic province (`safetynet generate`).
+"""

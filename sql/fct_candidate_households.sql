@@ -1,6 +1,7 @@
--- One row per candidate household of the NEWLY_ELIGIBLE rules (policy.md §2): roster cases of
--- DIBAO_EDGE or RIGID_EXPENDITURE with members left, and non-covered registry households with at
--- least one member who has a hardship signal.
+-- One row per candidate household of the NEWLY_ELIGIBLE rules (policy.md §2): roster cases with
+-- members left, and non-covered registry households with at least one member who has a hardship
+-- signal. Which programmes' cases are candidates is each rule's `programmes` (DIBAO_EDGE and
+-- RIGID_EXPENDITURE in policy.md), which the rules reading this model bind and filter by.
 with
 
 roster_households as (select * from fct_roster_households),
@@ -12,7 +13,7 @@ candidates as (
         household_income, household_oop_12m, standard, max_vehicle_value, business_failure,
         residential_properties, commercial_property, member_ids, members
     from roster_households
-    where program in ('DIBAO_EDGE', 'RIGID_EXPENDITURE') and size > 0
+    where size > 0
     union all
     select
         household_id, household_source, null, county_code, display_id, size,

@@ -24,7 +24,31 @@ def out(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def pseudonym_key(monkeypatch):
     """Tests run with the demo key, which says it is one (a real run needs the province's)."""
-    from pipelines import pseudonym
+    from pipelines.core import pseudonym
+    from pipelines.orchestration.resources import KEY_ENV
 
-    monkeypatch.setenv(pseudonym.ENV, pseudonym.DEMO_KEY)
+    monkeypatch.setenv(KEY_ENV, pseudonym.DEMO_KEY)
     return pseudonym.DEMO_KEY.encode()
+
+
+# The modules that take longest start first, longest first (pytest-xdist hands out one module at
+# a time, in this order: --no-loadscope-reorder), so that the two workers finish together
+# instead of one running a long module alone at the end.
+SLOW_FIRST = (
+    "test_rule_cases.py",
+    "test_expectations.py",
+    "test_privacy.py",
+    "test_gate_rows.py",
+    "test_install.py",
+    "test_policy_end_to_end.py",
+    "test_generate.py",
+    "test_definitions.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a module is kept

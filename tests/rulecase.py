@@ -37,9 +37,12 @@ import polars as pl
 import yaml
 from stdnum.cn import ric
 
-from pipelines import facts, pseudonym, rules
-from pipelines.contracts import extract_contracts
-from pipelines.quarters import Quarter
+from pipelines.core import pseudonym
+from pipelines.core.contracts import extract_contracts
+from pipelines.core.quarters import Quarter
+from pipelines.policy import evaluate as rules
+from pipelines.policy import facts
+from pipelines.policy.engine import Engine
 
 POLARS_TYPES = {
     "id": pl.String,
@@ -310,9 +313,13 @@ def _value(v: Any, dtype: pl.DataType) -> Any:
     return str(v)
 
 
-def run(case: Case, folder: Path) -> tuple[rules.Evaluation, dict[str, str]]:
+def run(
+    case: Case, folder: Path, engine: Engine | None = None
+) -> tuple[rules.Evaluation, dict[str, str]]:
+    """Build the case's staging tables and evaluate them, in `engine` if given (a session the
+    test run keeps open, reset for each case) else in a session of its own."""
     built = build(case, folder)
-    evaluation = rules.evaluate(built.sources, pseudonym.DEMO_KEY.encode(), temp_directory=None)
+    evaluation = rules.evaluate(built.sources, pseudonym.DEMO_KEY.encode(), engine=engine)
     return evaluation, built.ids
 
 

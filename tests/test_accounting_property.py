@@ -12,18 +12,18 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines import gate
-from pipelines.checks import CheckContext, compile_checks
-from pipelines.contracts import all_contracts
-from pipelines.samples import (
+from pipelines.core.contracts import all_contracts
+from pipelines.gate import extract as gate
+from pipelines.gate.checks import CheckContext, compile_checks
+from pipelines.generate.samples import (
     QUARTER,
     CannotPlant,
     make_rows,
     plant,
-    run_gate,
     warning_keys,
     write_extract,
 )
+from tests.gating import run_gate
 
 CONTRACTS = sorted(all_contracts().values(), key=lambda c: c.name)
 

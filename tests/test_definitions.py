@@ -4,13 +4,12 @@ from pathlib import Path
 
 import polars as pl
 from dagster import AssetCheckKey, AssetKey, DagsterInstance
-from dagster._core.instance.ref import InstanceRef
 from stdnum.cn import ric
 
-from pipelines import cli
-from pipelines.contracts import extract_contracts
-from pipelines.definitions import JOB_NAME, QUARTERS, build_definitions
-from pipelines.quarters import Quarter
+from pipelines.core.contracts import extract_contracts
+from pipelines.core.quarters import Quarter
+from pipelines.orchestration import cli
+from pipelines.orchestration.definitions import JOB_NAME, QUARTERS, build_definitions
 
 
 def _id(prefix: str, birth: str, seq: int) -> str:
@@ -71,7 +70,7 @@ def test_a_broken_secondary_extract_fails_its_check_but_not_the_quarter(tmp_path
     assert "mca/assistance_roster did not pass" in printed
 
     # the failed contract is a failed asset check, and the asset is still materialised
-    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(out / ".dagster")))
+    instance = DagsterInstance.from_config(str(out / ".dagster"))
     try:
         vehicles = AssetKey(["mps", "vehicles"])
         assert instance.get_latest_materialization_event(vehicles) is not None

@@ -25,12 +25,14 @@ import pytest
 from polars.io.plugins import register_io_source
 from stdnum.cn import ric
 
-from pipelines import checks as row_checks
-from pipelines import contracts, expectations, gate, gbt2260
-from pipelines import samples as factories
-from pipelines.checks import CheckContext, compile_checks
-from pipelines.ingest import ROW_NUMBER
-from pipelines.quarters import Quarter
+from pipelines.core import contracts, gbt2260
+from pipelines.core.quarters import Quarter
+from pipelines.gate import checks as row_checks
+from pipelines.gate import expectations
+from pipelines.gate import extract as gate
+from pipelines.gate.checks import CheckContext, compile_checks
+from pipelines.gate.reader import ROW_NUMBER
+from pipelines.generate import samples as factories
 
 QUARTER = Quarter.parse("2026Q3")
 COMPLETE = {"result_format": "COMPLETE"}

@@ -6,19 +6,19 @@ import json
 
 import pytest
 
-from pipelines import gate
-from pipelines.checks import CheckContext, compile_checks
-from pipelines.samples import (
+from pipelines.gate import extract as gate
+from pipelines.gate.checks import CheckContext, compile_checks
+from pipelines.generate.samples import (
     QUARTER,
     contract_named,
     extract_path,
     make_rows,
     plant,
-    run_gate,
     sha256,
     write_extract,
     write_manifest,
 )
+from tests.gating import run_gate
 
 ENROLLMENTS = "nhsa.enrollments"
 
@@ -312,8 +312,8 @@ def test_a_header_and_a_blank_line_have_no_data_rows(landing, out):
 @pytest.mark.parametrize(("dept", "accepted"), [("mca", 2), ("moe", 0)])
 def test_feedback_dates_follow_the_sending_departments_habit(landing, out, dept, accepted):
     """extracts.md §2: mca (and mps) also send YYYYMMDD — their feedback too; moe does not."""
-    from pipelines import expectations
-    from pipelines.contracts import feedback_contract
+    from pipelines.core.contracts import feedback_contract
+    from pipelines.gate import expectations
 
     contract = feedback_contract()
     keys = frozenset({"NLE_DECEASED-00000000000000aa", "NLE_DECEASED-00000000000000bb"})

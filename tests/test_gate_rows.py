@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import gate
-from pipelines.checks import CheckContext, compile_checks
-from pipelines.contracts import Contract, all_contracts
-from pipelines.samples import (
+from pipelines.core.contracts import Contract, all_contracts
+from pipelines.gate import extract as gate
+from pipelines.gate.checks import CheckContext, compile_checks
+from pipelines.generate.samples import (
     QUARTER,
     make_rows,
     plant,
     plant_several,
-    run_gate,
     warning_keys,
     write_extract,
 )
+from tests.gating import run_gate
 
 ROWS = 100  # a case of four is 4 %: under the 5 % limit
 KEYS = warning_keys(ROWS, seed=7)

@@ -10,7 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines import cli, contracts, gate, gbt2260, samples
+from pipelines.core import contracts, gbt2260
+from pipelines.core.quarters import Quarter
+from pipelines.gate import extract as gate
 from pipelines.generate import (
     PLANTED_ERRORS,
     feedback,
@@ -20,7 +22,8 @@ from pipelines.generate import (
     province,
 )
 from pipelines.generate.plants import PLANTED_CASES
-from pipelines.quarters import Quarter
+from pipelines.orchestration import cli
+from tests.gating import run_gate
 
 Q2, Q3 = Quarter(2026, 2), Quarter(2026, 3)
 SEED = 7
@@ -212,7 +215,7 @@ def _members(cases: list[dict], staged: dict[str, pl.DataFrame]) -> set[str]:
 def _staged(landing: Path, out: Path, quarter: Quarter) -> dict[str, pl.DataFrame]:
     staged = {}
     for c in contracts.extract_contracts():
-        run = samples.run_gate(c, landing, out, quarter=quarter)
+        run = run_gate(c, landing, out, quarter=quarter)
         assert run.result.status == gate.PASSED, (c.name, run.result.failure_reasons)
         staged[c.name] = run.staging
         staged["quarantine." + c.name] = run.quarantine

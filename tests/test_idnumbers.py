@@ -9,8 +9,8 @@ import random
 import polars as pl
 from stdnum.cn import ric
 
-from pipelines import idnumbers
-from pipelines.samples import check_character, id_number
+from pipelines.core import idnumbers
+from pipelines.generate.samples import check_character, id_number
 
 
 def _column(values: list[str | None]) -> pl.DataFrame:

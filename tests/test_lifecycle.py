@@ -7,8 +7,8 @@ import datetime as dt
 
 import polars as pl
 
-from pipelines import lifecycle
-from pipelines.quarters import Quarter
+from pipelines.core.quarters import Quarter
+from pipelines.publish import lifecycle
 
 Q = [Quarter(2025, 3), Quarter(2025, 4), Quarter(2026, 1), Quarter(2026, 2), Quarter(2026, 3)]
 KEY = "PNI_EDUCATION_AID-00000000000000aa"

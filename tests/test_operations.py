@@ -17,17 +17,19 @@ from dagster import (
 )
 from dagster._utils.schedules import cron_string_iterator
 
-from pipelines import operations
-from pipelines.definitions import JOB_NAME, QUARTERS, build_definitions
-from pipelines.operations import (
-    DIGEST_TAG,
+from pipelines.core.quarters import Quarter
+from pipelines.gate import arrival
+from pipelines.gate.arrival import departments
+from pipelines.orchestration.definitions import JOB_NAME, QUARTERS, build_definitions
+from pipelines.orchestration.instance import write_instance_config
+from pipelines.orchestration.resources import Settings
+from pipelines.orchestration.schedules import (
     SCHEDULE_NAME,
-    SENSOR_NAME,
     TRIGGER_TAG,
-    build_landing_sensor,
     build_quarterly_schedule,
-    departments,
+    today_in_shanghai,
 )
+from pipelines.orchestration.sensors import DIGEST_TAG, SENSOR_NAME, build_landing_sensor
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TODAY = dt.date(2026, 11, 29)  # the sensor's "today" in these tests: 2026Q4 is not over
@@ -64,10 +66,11 @@ def test_schedule_cron_timezone_and_day_setting(monkeypatch):
     assert s.cron_schedule == "0 2 15 1,4,7,10 *"
     assert s.execution_timezone == "Asia/Shanghai"
     monkeypatch.setenv("SAFETYNET_SCHEDULE_DAY", "20")
-    assert build_quarterly_schedule(JOB_NAME).cron_schedule == "0 2 20 1,4,7,10 *"
+    day = Settings.from_environment().schedule_day
+    assert build_quarterly_schedule(JOB_NAME, day).cron_schedule == "0 2 20 1,4,7,10 *"
     monkeypatch.setenv("SAFETYNET_SCHEDULE_DAY", "31")
     with pytest.raises(ValueError, match="SAFETYNET_SCHEDULE_DAY"):
-        build_quarterly_schedule(JOB_NAME)
+        build_quarterly_schedule(JOB_NAME, Settings.from_environment().schedule_day)
 
 
 @pytest.mark.parametrize("month", range(1, 13))
@@ -238,7 +241,7 @@ def test_sensor_does_not_rehash_a_verified_file(setup, monkeypatch):
     _deliver(landing, "2026Q3", "nhsa", manifest=True)
     first = evaluate()
     calls = []
-    monkeypatch.setattr(operations, "sha256_of", lambda p: calls.append(p) or "x")
+    monkeypatch.setattr(arrival, "sha256_of", lambda p: calls.append(p) or "x")
     assert evaluate(first.cursor).run_requests == []
     assert calls == []
 
@@ -300,7 +303,7 @@ def test_whole_definitions_with_schedule_and_sensor_load_and_validate(tmp_path, 
     (request,) = schedule.evaluate_tick(ctx).run_requests
     assert request.partition_key in QUARTERS.get_partition_keys()
     # the sensor in Definitions reads the landing folder of the `paths` resource
-    previous = operations.Quarter.containing(operations._today()).previous()
+    previous = Quarter.containing(today_in_shanghai()).previous()
     _deliver_all(landing, str(previous))
     ctx = build_sensor_context(instance=instance, definitions=defs, resources=_resources(defs))
     (request,) = sensor.evaluate_tick(ctx).run_requests
@@ -308,12 +311,10 @@ def test_whole_definitions_with_schedule_and_sensor_load_and_validate(tmp_path, 
 
 
 def test_instance_config_makes_runs_serial(tmp_path):
-    from dagster._core.instance.ref import InstanceRef
-
     home = tmp_path / ".dagster"
-    path = operations.write_instance_config(home)
+    path = write_instance_config(home)
     assert path == home / "dagster.yaml"
-    inst = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    inst = DagsterInstance.from_config(str(home))
     try:
         assert type(inst.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert inst.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
@@ -321,5 +322,5 @@ def test_instance_config_makes_runs_serial(tmp_path):
         inst.dispose()
     # an existing dagster.yaml is left alone
     path.write_text("# mine\n")
-    operations.write_instance_config(home)
+    write_instance_config(home)
     assert path.read_text() == "# mine\n"

@@ -16,8 +16,12 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines import outputs, rules, warehouse
-from pipelines.quarters import Quarter
+from pipelines.core.layout import Outputs
+from pipelines.core.quarters import Quarter
+from pipelines.policy import catalogue
+from pipelines.policy import evaluate as rules
+from pipelines.publish import atomic, warehouse
+from pipelines.publish import routed as outputs
 
 Q1, Q2, Q3 = Quarter(2026, 1), Quarter(2026, 2), Quarter(2026, 3)
 IDS = {"A": "350102198001011234", "B": "35010219850202234X", "C": "350128197003033456"}
@@ -61,7 +65,7 @@ def _quarter(out: Path, q: Quarter, warnings: list[dict]) -> None:
             "rule_version": "1+x",
             "window_quarters": None,
         }
-        for r in rules.catalogue()
+        for r in catalogue.catalogue()
     ]
     pl.DataFrame(runs, schema=rules.RULE_RUN_SCHEMA).write_parquet(
         out / str(q) / "tables" / "rule_runs.parquet"
@@ -147,12 +151,14 @@ def test_a_run_killed_mid_publish_leaves_the_published_quarter_readable(out, pse
     # the department re-sends; the re-run is killed after writing aside, before moving in
     _quarter(out, Q3, [_warning("PNI_EDUCATION_AID", "B", "350102", "moe", Q3)])
     code = (
-        "import sys; from pathlib import Path; from pipelines import outputs; "
-        "from pipelines.quarters import Quarter; "
-        "outputs.publish(Path(sys.argv[1]), Quarter.parse('2026Q3'), sys.argv[2].encode())"
+        "import sys, time; from pathlib import Path; "
+        "from pipelines.publish import atomic, routed; "
+        "from pipelines.core.quarters import Quarter; "
+        # the pause is injected here: everything is written aside, nothing moved in yet
+        "atomic.move_into_place = lambda *a: time.sleep(60); "
+        "routed.publish(Path(sys.argv[1]), Quarter.parse('2026Q3'), sys.argv[2].encode())"
     )
-    env = {**os.environ, outputs.PAUSE_ENV: "60"}
-    proc = subprocess.Popen([sys.executable, "-c", code, str(out), pseudonym_key], env=env)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out), pseudonym_key])
     deadline = time.monotonic() + 60
     while not list((out / str(Q3)).glob(".publish-*/tables/warnings.parquet")):
         assert time.monotonic() < deadline and proc.poll() is None
@@ -171,7 +177,7 @@ def test_a_run_killed_between_the_two_renames_gets_the_old_folder_back(out, pseu
     _three_quarters(out, pseudonym_key.encode())
     routed = out / str(Q3) / "routed"
     os.rename(routed, routed.with_name("routed.old-12345"))  # where a kill could leave it
-    outputs.recover(out, Q3)
+    atomic.recover(Outputs(out).quarter(Q3))
     assert (routed / "moe" / "350102.csv").is_file()
 
 

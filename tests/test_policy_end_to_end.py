@@ -15,10 +15,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines import contracts, facts, gate, outputs, quality, rules, warehouse
+from pipelines.core import contracts
+from pipelines.core.departments import ROUTES
+from pipelines.core.layout import Outputs
+from pipelines.core.quarters import Quarter, quarter_range
+from pipelines.gate import accounting as quality
+from pipelines.gate import extract as gate
+from pipelines.gate import stage as gate_stage
 from pipelines.generate import feedback, generate, plants
 from pipelines.generate.plants import PLANTED_CASES
-from pipelines.quarters import Quarter, quarter_range
+from pipelines.policy import catalogue as rule_catalogue
+from pipelines.policy import evaluate as rules
+from pipelines.policy import facts
+from pipelines.publish import routed as outputs
+from pipelines.publish import warehouse
 
 QUARTERS = [Quarter.parse(q) for q in quarter_range("2025Q4", "2026Q3")]
 SEED = 7
@@ -48,9 +58,9 @@ def processed(tmp_path_factory, pseudonym_key_module) -> tuple[Path, Path, dict]
             checked = gate.run_extract(c, landing, out, q, previous_accepted=previous)
             checked.close()
             quality.save_result(out, checked.result)
-        # the departments' feedback, as the `feedback` asset of pipelines/definitions.py gates it
-        routed = outputs.routed_keys(out, q)
-        for dept in outputs.FEEDBACK_DEPARTMENTS:
+        # the departments' feedback, as gate.stage.gate_feedback gates it
+        routed = gate_stage.routed_keys(out, q)
+        for dept in ROUTES:
             if not any((landing / str(q) / dept).glob("feedback.*")):
                 continue
             checked = gate.run_extract(
@@ -75,7 +85,7 @@ def processed(tmp_path_factory, pseudonym_key_module) -> tuple[Path, Path, dict]
 
 @pytest.fixture(scope="module")
 def pseudonym_key_module():
-    from pipelines import pseudonym
+    from pipelines.core import pseudonym
 
     return pseudonym.DEMO_KEY.encode()
 
@@ -117,7 +127,7 @@ def test_every_planted_case_is_found_and_no_near_miss_raised(processed, quarter)
     assert not set(evaluation.warnings["rule_id"]) & skipped
     rules_planted = {c["rule_id"] for c in cases if c["expect"] == "warning"}
     if quarter == QUARTERS[-1]:
-        assert rules_planted == {r.rule_id for r in rules.catalogue()}
+        assert rules_planted == {r.rule_id for r in rule_catalogue.catalogue()}
 
 
 def test_window_quarters_grow_with_the_quarters_loaded(processed):
@@ -178,7 +188,7 @@ def test_the_warehouse_holds_no_identity_number_or_name(processed):
 def test_every_rule_has_planted_cases_on_both_sides(processed):
     landing, _, _ = processed
     cases = json.loads((landing / str(QUARTERS[-1]) / PLANTED_CASES).read_text(encoding="utf-8"))
-    catalogue = {r.rule_id: r for r in rules.catalogue()}
+    catalogue = {r.rule_id: r for r in rule_catalogue.catalogue()}
     for rule_id in catalogue:
         expects = {c["expect"] for c in cases if c["rule_id"] == rule_id}
         assert expects == {"warning", "no_warning"}, rule_id
@@ -228,7 +238,7 @@ def test_every_warning_explains_itself(processed):
     _, _, evaluations = processed
     warnings = evaluations[QUARTERS[-1]].warnings
     assert warnings.height > 0
-    catalogue = {r.rule_id: r for r in rules.catalogue()}
+    catalogue = {r.rule_id: r for r in rule_catalogue.catalogue()}
     for row in warnings.iter_rows(named=True):
         evidence = json.loads(row["evidence"])
         rule = catalogue[row["rule_id"]]
@@ -262,7 +272,9 @@ def test_feedback_drives_the_lifecycle(processed):
             slots.add(e["slot"])
             key = e["warning_key"]
             if e["action"] is not None:
-                staged, quarantined = gate.paths(out, str(q), e["department"], "feedback")
+                published = Outputs(out).quarter(q)
+                staged = published.staging(e["department"], "feedback")
+                quarantined = published.quarantine(e["department"], "feedback")
                 result = json.loads(
                     quality.result_path(out, str(q), e["department"], "feedback").read_text(
                         encoding="utf-8"

@@ -12,16 +12,16 @@ import openpyxl
 import polars as pl
 import pytest
 
-from pipelines import gate
-from pipelines.samples import (
+from pipelines.gate import extract as gate
+from pipelines.generate.samples import (
     QUARTER,
     contract_named,
     extract_path,
     id_number,
     make_rows,
-    run_gate,
     write_extract,
 )
+from tests.gating import run_gate
 
 ROWS = 200  # up to ten odd values per file stay under the 5 % limit
 

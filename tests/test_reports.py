@@ -11,17 +11,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines import gate, quality, reports, rules
-from pipelines.quarters import Quarter
-from pipelines.samples import (
+from pipelines.core.quarters import Quarter
+from pipelines.gate import accounting as quality
+from pipelines.gate import extract as gate
+from pipelines.generate.samples import (
     QUARTER,
     contract_named,
     make_rows,
     plant,
-    run_gate,
     write_extract,
     write_manifest,
 )
+from pipelines.policy import evaluate as rules
+from pipelines.publish import report as reports
+from tests.gating import run_gate
 
 PREVIOUS = QUARTER.previous()
 ID_LIKE = re.compile(r"\d{17}[\dXx]|\d{15}")

@@ -8,15 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import rules
+from pipelines.policy import catalogue
+from pipelines.policy.engine import DuckDBEngine
 from tests import rulecase
 
 CASES = rulecase.load_cases(Path(__file__).parent / "rule_cases")
 
 
+@pytest.fixture(scope="session")
+def duckdb_session():
+    """One DuckDB session per test process (each pytest-xdist worker), reset for every case."""
+    with DuckDBEngine() as engine:
+        yield engine
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_rule_case(case: rulecase.Case, tmp_path: Path):
-    evaluation, ids = rulecase.run(case, tmp_path)
+def test_rule_case(case: rulecase.Case, tmp_path: Path, duckdb_session: DuckDBEngine):
+    evaluation, ids = rulecase.run(case, tmp_path, duckdb_session)
     raised = rulecase.subjects(evaluation, ids)
     for rule_id, expected in case.expect.items():
         assert raised.get(rule_id, []) == sorted(expected), rule_id
@@ -49,6 +57,6 @@ def test_every_rule_has_cases_on_both_sides():
     """Each rule has a case where it raises a warning and one where a subject escapes it."""
     raises = {r for c in CASES for r, subjects in c.expect.items() if subjects}
     quiet = {r for c in CASES for r, subjects in c.expect.items() if not subjects}
-    every = {r.rule_id for r in rules.catalogue()}
+    every = {r.rule_id for r in catalogue.catalogue()}
     assert every - raises == set()
     assert every - quiet == set()

@@ -30,16 +30,16 @@ the pipeline runs with the demo pseudonym key.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from pipelines import contracts
-from pipelines.generate import extracts, feedback, habits, plants, province, stream
-from pipelines.quarters import Quarter
+from pipelines.core import contracts
+from pipelines.core.layout import Landing
+from pipelines.core.quarters import Quarter
+from pipelines.generate import extracts, feedback, habits, plants, province, samples, stream
 
 PLANTED_ERRORS = "_planted_errors.json"
 CHUNKED = ("province",)  # built and written county by county (`stream`)
@@ -79,7 +79,7 @@ def generate(
         people = province.at(pop, q.end)
         frames = extracts.quarter_extracts(people, province.residents(people), q, seed)
         for contract in every:  # a department re-sending a quarter replaces its folder
-            shutil.rmtree(out / str(q) / contract.department, ignore_errors=True)
+            samples.remove_folder(Landing(out).folder(q, contract.department))
         subjects = dict(chosen)
         cases = plants.apply(frames, subjects, q, people)
         protected = frozenset(subjects.values())
@@ -95,7 +95,7 @@ def generate(
             counts[contract.name] = frames[key].height
             if log:
                 log(f"{q} {contract.name}: {frames[key].height:,} rows -> {path.name}")
-        sidecar = out / str(q) / PLANTED_ERRORS
+        sidecar = Landing(out).sidecar(q, PLANTED_ERRORS)
         sidecar.write_text(
             json.dumps(planted, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
             encoding="utf-8",
@@ -111,11 +111,14 @@ def _finish(result: Generated, t0: float) -> Generated:
     out = result.out
     result.seconds = time.perf_counter() - t0
     result.bytes = sum(
-        p.stat().st_size for q in result.quarters for p in (out / q).rglob("*") if p.is_file()
+        p.stat().st_size
+        for q in result.quarters
+        for p in Landing(out).quarter(q).rglob("*")
+        if p.is_file()
     )
     return result
 
 
 def planted_errors(out: Path, quarter: Quarter | str) -> dict[str, dict[str, dict[str, int]]]:
     """dept -> extract -> reason -> rows the gate must quarantine with that reason."""
-    return json.loads((Path(out) / str(quarter) / PLANTED_ERRORS).read_text(encoding="utf-8"))
+    return json.loads(Landing(out).sidecar(quarter, PLANTED_ERRORS).read_text(encoding="utf-8"))

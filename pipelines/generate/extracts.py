@@ -25,9 +25,9 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from pipelines.core.quarters import Quarter
 from pipelines.generate import province
 from pipelines.generate.province import day_number
-from pipelines.quarters import Quarter
 
 ISO = "%Y-%m-%d"
 

@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import contracts, pseudonym, rules, samples
-from pipelines.generate import habits
-from pipelines.outputs import COORDINATION
-from pipelines.quarters import Quarter
+from pipelines.core import contracts, pseudonym
+from pipelines.core.departments import COORDINATION
+from pipelines.core.layout import MANIFEST, Landing
+from pipelines.core.quarters import Quarter
+from pipelines.generate import habits, samples
+from pipelines.policy.catalogue import catalogue
 
 PLANTED_FEEDBACK = "_planted_feedback.json"
 FEEDBACK_FILE = "feedback.csv"
@@ -167,7 +168,7 @@ def plan(
 ) -> dict[Quarter, tuple[dict[str, list[dict]], list[dict]]]:
     """Quarter -> (department -> feedback rows, the sidecar's entries)."""
     run = sorted(quarters)
-    routed = {r.rule_id: r.routed_to for r in rules.catalogue()}
+    routed = {r.rule_id: r.routed_to for r in catalogue()}
     positives = [_positives(cases.get(q, [])) for q in run]
     out: dict[Quarter, tuple[dict[str, list[dict]], list[dict]]] = {}
     for k, q in enumerate(run):
@@ -186,7 +187,8 @@ def plan(
             status, quarters_open, action = slot.expect.get(k, (None, None, None))
             for a in answers:
                 dept = a.department or owner
-                assert dept is not None
+                if dept is None:  # pragma: no cover - every slot's answer has a department
+                    raise ValueError(f"{slot.role}: an answer without a department")
                 day = q.start + dt.timedelta(days=a.day)
                 files.setdefault(dept, []).append(
                     {
@@ -237,15 +239,15 @@ def write(out: Path, quarters: list[Quarter], cases: dict[Quarter, list[dict]]) 
     their manifests: a manifest department's `manifest.json` gains `feedback.csv`)."""
     contract = contracts.feedback_contract()
     for q, (files, entries) in plan(quarters, cases).items():
-        folder = Path(out) / str(q)
-        shutil.rmtree(folder / COORDINATION, ignore_errors=True)  # holds only feedback
+        landing = Landing(out)
+        samples.remove_folder(landing.folder(q, COORDINATION))  # holds only feedback
         for dept, rows in sorted(files.items()):
             path = samples.extract_path(Path(out), contract, "csv", quarter=q, dept=dept)
             rows = sorted(rows, key=lambda r: r["warning_key"])
             samples.write_csv(path, contract, rows)
             if habits.with_manifest(dept):
                 _list_in_manifest(path, len(rows), dept, q)
-        (folder / PLANTED_FEEDBACK).write_text(
+        landing.sidecar(q, PLANTED_FEEDBACK).write_text(
             json.dumps(entries, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
             encoding="utf-8",
         )
@@ -254,7 +256,7 @@ def write(out: Path, quarters: list[Quarter], cases: dict[Quarter, list[dict]]) 
 def _list_in_manifest(path: Path, rows: int, dept: str, q: Quarter) -> None:
     """Add the file to its folder's `manifest.json`, keeping the entries there (their hashes
     are not recomputed: the extracts may be large)."""
-    manifest = path.parent / "manifest.json"
+    manifest = path.parent / MANIFEST
     doc = (
         json.loads(manifest.read_text(encoding="utf-8"))
         if manifest.is_file()
@@ -265,4 +267,4 @@ def _list_in_manifest(path: Path, rows: int, dept: str, q: Quarter) -> None:
 
 
 def planted_feedback(out: Path, quarter: Quarter | str) -> list[dict]:
-    return json.loads((Path(out) / str(quarter) / PLANTED_FEEDBACK).read_text(encoding="utf-8"))
+    return json.loads(Landing(out).sidecar(quarter, PLANTED_FEEDBACK).read_text(encoding="utf-8"))

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines import samples
-from pipelines.checks import CheckContext, compile_checks
-from pipelines.contracts import Contract
-from pipelines.quarters import Quarter
+from pipelines.core.contracts import Contract
+from pipelines.core.quarters import Quarter
+from pipelines.gate.checks import CheckContext, compile_checks
+from pipelines.generate import samples
 
 BAD_SHARE = 0.001
 MIN_ROWS_FOR_BAD = 100

@@ -57,8 +57,9 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.core.layout import Landing
+from pipelines.core.quarters import Quarter
 from pipelines.generate import extracts, province
-from pipelines.quarters import Quarter
 
 PLANTED_CASES = "_planted_cases.json"
 EXIT_DAY = dt.date(2026, 8, 15)
@@ -345,7 +346,7 @@ def _yuan(cents: int) -> str:
 
 
 def write(out: Path, q: Quarter, cases: list[dict]) -> Path:
-    path = Path(out) / str(q) / PLANTED_CASES
+    path = Landing(out).sidecar(q, PLANTED_CASES)
     path.write_text(
         json.dumps(cases, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
     )

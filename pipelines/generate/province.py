@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipelines import gbt2260, idnumbers
+from pipelines.core import gbt2260, idnumbers
 
 FIRST_BIRTH = dt.date(1930, 1, 1)
 LAST_BIRTH = dt.date(2026, 12, 31)

@@ -25,17 +25,17 @@ household counties). The bytes depend only on (seed, quarter), as at the smaller
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from pipelines import contracts, samples
-from pipelines.contracts import Contract
-from pipelines.generate import extracts, habits, plants, province
-from pipelines.quarters import Quarter
+from pipelines.core import contracts
+from pipelines.core.contracts import Contract
+from pipelines.core.layout import Landing
+from pipelines.core.quarters import Quarter
+from pipelines.generate import extracts, habits, plants, province, samples
 
 # (dept, extract) -> (id column, prefix, digits) of ids numbered 0, 1, … within a quarter
 SEQUENTIAL = {
@@ -187,7 +187,7 @@ def generate_chunked(
     sizes = chunk_sizes(n, counties, seed)
     for q in quarters:
         for contract in every:  # a department re-sending a quarter replaces its folder
-            shutil.rmtree(out / str(q) / contract.department, ignore_errors=True)
+            samples.remove_folder(Landing(out).folder(q, contract.department))
     sinks = {q: {c.name: _Sink(out, c, q, scale) for c in every} for q in quarters}
     candidates = {q: {c.name: habits._plantable(c, q) for c in every} for q in quarters}
     expected = {q: {c.name: Counter() for c in every} for q in quarters}
@@ -242,10 +242,10 @@ def generate_chunked(
             if log:
                 log(f"{q} {contract.name}: {sink.rows:,} rows -> {sink.path.name}")
         for dept, files in manifests.items():
-            samples.write_manifest(out / str(q) / dept, files, department=dept, quarter=q)
+            samples.write_manifest(Landing(out).folder(q, dept), files, department=dept, quarter=q)
         from pipelines.generate import PLANTED_ERRORS
 
-        (out / str(q) / PLANTED_ERRORS).write_text(
+        Landing(out).sidecar(q, PLANTED_ERRORS).write_text(
             json.dumps(planted, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
             encoding="utf-8",
         )

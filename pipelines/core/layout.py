@@ -1,0 +1,237 @@
+"""Every path safetynet reads or writes, named once: the landing folder (extracts.md §1) and the
+output folder `<out>/` (outputs.md). No other module spells a path; each asks this one.
+
+```
+<landing>/<quarter>/<dept>/<extract>.<csv|parquet|xlsx>   the departments' files (and manifest.json)
+<out>/
+  <quarter>/
+    gate/<dept>.<extract>.json            the gate's result per extract        (gate)
+    staging/<dept>/<extract>.parquet      accepted rows, typed                 (gate)
+    quarantine/<dept>/<extract>.parquet   rejected rows as received + reasons  (gate)
+    tables/<name>.parquet                 the quarter's tables (TABLES: whose) (each stage)
+    policy/warnings.parquet               raised warnings, personal            (policy)
+    policy/routed.parquet                 which file each key went to          (publish)
+    routed/<department>/<county>.csv      the routed files                     (publish)
+    quality_report.html                   the auditors' page                   (publish)
+  warehouse.duckdb                        the analyst warehouse                (publish)
+  gx/, data_docs/, .gx.lock               Great Expectations, its Data Docs    (gate)
+  .dagster/                               the Dagster instance                 (orchestration)
+  .duckdb/                                DuckDB's spill folder                (policy)
+  landing/                                the demo's generated landing folder  (make demo)
+```
+
+Which table a stage writes under `tables/` is named by that stage (`TABLES` below lists them all,
+with the stage that writes each, so a reader finds the one folder that writes a file).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+DAGSTER_YAML = "dagster.yaml"  # the instance's configuration, in any Dagster home
+EXTRACT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
+_QUARTER_DIR = re.compile(r"^\d{4}Q[1-4]$")
+
+# <out>/<quarter>/tables/<name>.parquet -> the stage that writes it
+TABLES = {
+    "extract_quality": "gate",
+    "quarantine_reasons": "gate",
+    "rule_runs": "policy",
+    "data_findings": "policy",
+    "warnings": "publish",
+    "warning_lifecycle": "publish",
+    "feedback": "publish",
+}
+
+
+@dataclass(frozen=True)
+class Landing:
+    """`<landing>/<quarter>/<dept>/<extract>.<ext>` (extracts.md §1)."""
+
+    root: Path
+
+    def quarter(self, quarter: object) -> Path:
+        return Path(self.root) / str(quarter)
+
+    def folder(self, quarter: object, department: str) -> Path:
+        return self.quarter(quarter) / department
+
+    def manifest(self, quarter: object, department: str) -> Path:
+        return self.folder(quarter, department) / MANIFEST
+
+    def extract_file(self, quarter: object, department: str, extract: str, fmt: str) -> Path:
+        return self.folder(quarter, department) / f"{extract}.{fmt}"
+
+    def sidecar(self, quarter: object, name: str) -> Path:
+        """A file of the generator's beside the department folders (`_planted_errors.json`, …):
+        what it planted, for the tests and the demo. The gate never reads it."""
+        return self.quarter(quarter) / name
+
+    def any_file_named(self, quarter: object, department: str, stem: str) -> bool:
+        """Whether the folder holds a file `<stem>.<anything>` (an optional extract was sent)."""
+        return any(self.folder(quarter, department).glob(f"{stem}.*"))
+
+    def quarters(self) -> list[Path]:
+        """The quarter folders that arrived, in name order."""
+        root = Path(self.root)
+        return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+    def extract_files(self, quarter: object, department: str, extract: str) -> list[Path]:
+        """The files in a department folder that carry `extract` (any allowed format)."""
+        folder = self.folder(quarter, department)
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and p.stem == extract and p.suffix.lower() in EXTRACT_FORMATS
+        )
+
+
+@dataclass(frozen=True)
+class QuarterOutputs:
+    """`<out>/<quarter>/` — or, with `root` a publishing folder set aside, the same names in it."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    # -- the gate
+    @property
+    def gate_results(self) -> Path:
+        return self.root / "gate"
+
+    def gate_result(self, department: str, extract: str) -> Path:
+        return self.gate_results / f"{department}.{extract}.json"
+
+    def gate_result_files(self) -> list[Path]:
+        return sorted(self.gate_results.glob("*.json")) if self.gate_results.is_dir() else []
+
+    def staging(self, department: str, extract: str) -> Path:
+        return self.root / "staging" / department / f"{extract}.parquet"
+
+    def quarantine(self, department: str, extract: str) -> Path:
+        return self.root / "quarantine" / department / f"{extract}.parquet"
+
+    # -- the tables every stage adds to
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    def table(self, name: str) -> Path:
+        if name not in TABLES:
+            raise KeyError(f"{name} is not one of the quarter's tables {sorted(TABLES)}")
+        return self.tables / f"{name}.parquet"
+
+    # -- the policy stage (personal data: read by publishing only)
+    @property
+    def personal_warnings(self) -> Path:
+        return self.root / "policy" / "warnings.parquet"
+
+    # -- publishing
+    @property
+    def routing(self) -> Path:
+        """Which routed file each warning key went to (escalation copies included)."""
+        return self.root / "policy" / "routed.parquet"
+
+    @property
+    def routed(self) -> Path:
+        return self.root / "routed"
+
+    def routed_file(self, department: str, county: str) -> Path:
+        return self.routed / department / f"{county}.csv"
+
+    def routed_files(self) -> list[Path]:
+        return sorted(self.routed.glob("*/*.csv"))
+
+    @property
+    def report(self) -> Path:
+        return self.root / "quality_report.html"
+
+    def publishing(self, pid: int | None = None) -> QuarterOutputs:
+        """The folder a publishing run writes aside in before moving into place."""
+        return QuarterOutputs(self.root / f".publish-{os.getpid() if pid is None else pid}")
+
+    def abandoned_publishing(self) -> list[Path]:
+        return sorted(self.root.glob(".publish-*"))
+
+    def routed_set_aside(self, pid: int | None = None) -> Path:
+        """Where the published routed folder waits while the new one is moved in."""
+        return self.root / f"routed.old-{os.getpid() if pid is None else pid}"
+
+    def routed_left_aside(self) -> list[Path]:
+        return sorted(self.root.glob("routed.old-*"))
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """`<out>/`: every quarter's folder and what spans the quarters."""
+
+    root: Path
+
+    def quarter(self, quarter: object) -> QuarterOutputs:
+        return QuarterOutputs(Path(self.root) / str(quarter))
+
+    def quarters(self) -> list[str]:
+        """The quarters with a folder, oldest first."""
+        root = Path(self.root)
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and _QUARTER_DIR.match(p.name))
+
+    @property
+    def demo_landing(self) -> Path:
+        """Where `make demo` writes its generated landing folder (and the UI looks by default)."""
+        return Path(self.root) / "landing"
+
+    @property
+    def warehouse(self) -> Path:
+        return Path(self.root) / "warehouse.duckdb"
+
+    def warehouse_copy(self, pid: int | None = None) -> Path:
+        """The copy a quarter is loaded into before it replaces the warehouse."""
+        return Path(self.root) / f".warehouse.duckdb.{os.getpid() if pid is None else pid}"
+
+    @property
+    def data_docs(self) -> Path:
+        return Path(self.root) / "data_docs"
+
+    @property
+    def data_docs_index(self) -> Path:
+        return self.data_docs / "index.html"
+
+    @property
+    def gx_project(self) -> Path:
+        """Great Expectations' project root: its file context lives in `gx/` below it."""
+        return Path(self.root)
+
+    @property
+    def gx_lock(self) -> Path:
+        return Path(self.root) / ".gx.lock"
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(self.root) / ".dagster"
+
+    @property
+    def duckdb_spill(self) -> Path:
+        return Path(self.root) / ".duckdb"
+
+    def data_docs_link(self) -> str:
+        """The Data Docs index as a relative link from a quarter's folder (the report's)."""
+        return Path(os.path.relpath(self.data_docs_index, self.quarter("2000Q1").root)).as_posix()
+
+
+# <out>/data_docs/index.html as the quality report of a quarter links it
+DATA_DOCS_FROM_QUARTER = Outputs(Path(".")).data_docs_link()
+
+
+def aside(path: Path, pid: int | None = None) -> Path:
+    """A temporary name beside `path` for writing it before an atomic rename into place."""
+    return path.with_name(f".{path.name}.tmp{os.getpid() if pid is None else pid}")

@@ -1,0 +1,36 @@
+"""Where the product's own data lie: `data_contracts/`, `rules/` and `sql/`.
+
+They stay at the top of the repository, where the province edits them (STYLE.md), and ship inside
+the package: `pyproject.toml` maps them to `pipelines/_data/` in a wheel, so `pip install .`
+carries them. A checkout (or an editable install) reads them where they are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+_INSTALLED = _PACKAGE / "_data"  # in a wheel (pyproject.toml, [tool.setuptools.package-dir])
+_CHECKOUT = _PACKAGE.parent  # the repository root
+
+
+def _folder(name: str) -> Path:
+    for root in (_INSTALLED, _CHECKOUT):
+        if (root / name).is_dir():
+            return root / name
+    raise FileNotFoundError(
+        f"safetynet's {name}/ folder is neither in the installed package ({_INSTALLED}) nor in "
+        f"the checkout ({_CHECKOUT}); reinstall the package"
+    )
+
+
+CONTRACTS_DIR = _folder("data_contracts")
+RULES_DIR = _folder("rules")
+SQL_DIR = _folder("sql")
+CATALOGUE_DIR = RULES_DIR / "catalogue"
+PARAMETERS_DIR = RULES_DIR / "parameters"
+
+
+def sql_file(model: str) -> Path:
+    """`sql/<model>.sql`: one fact model (or the shared macros) per file."""
+    return SQL_DIR / f"{model}.sql"

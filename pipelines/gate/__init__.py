@@ -1,0 +1,23 @@
+"""The gate: every department extract read, checked against its data contract, validated by
+Great Expectations and accounted for (extracts.md §2–4).
+
+In:  `<landing>/<quarter>/<dept>/<extract>.<csv|parquet|xlsx>` and `manifest.json` (extracts.md
+     §1); the data contracts (`data_contracts/`); for feedback, publishing's routing record of
+     earlier quarters (`<out>/<quarter>/policy/routed.parquet`).
+Out: per extract `<out>/<q>/staging/<dept>/<extract>.parquet` (accepted rows, typed),
+     `<out>/<q>/quarantine/<dept>/<extract>.parquet` (rejected rows as received, with reasons) and
+     `<out>/<q>/gate/<dept>.<extract>.json` (its accounting); per quarter
+     `<out>/<q>/tables/extract_quality.parquet`, `quarantine_reasons.parquet`; the Great
+     Expectations store `<out>/gx/` and Data Docs `<out>/data_docs/`.
+
+Modules, in the order data meets them:
+- `reader` — the one reader for every format; manifests; encodings;
+- `values` — a received cell as its typed value, per value type;
+- `kinds` — each kind of check as one registered object (row check, expectation, plant);
+- `checks` — a contract compiled to checks and evaluated over a frame; rows compared settled;
+- `extract` — one extract through the gate: staging, quarantine, accounting;
+- `expectations` — the same checks as a Great Expectations suite, validated batch by batch;
+- `accounting` — the results of the quarter's extracts as tables, and the reconciliation;
+- `arrival` — whether a quarter's landing folder has arrived (for the landing sensor);
+- `stage` — the steps the quarterly job runs (one extract, the feedback, the accounting).
+"""

@@ -1,0 +1,76 @@
+"""Row checks compiled from a data contract, evaluated on a frame of received text.
+
+One definition per check, used twice: the gate evaluates the Polars expressions to decide what is
+quarantined, and the Great Expectations suite (`expectations.py`) is compiled from the same
+`Check` objects, so the two agree row for row (tests/test_expectations.py shows it). What each
+kind of check does is its registered object in `kinds.py`.
+
+Evaluation runs on a frame of the received text (every column a string). For every contract
+column `c` it adds `c__v`, the typed value (`values.py`), then one boolean column per check, named
+by the check's reason, true where the row fails it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.core.contracts import Contract
+from pipelines.gate.kinds import (
+    DUPLICATE_KEY,
+    Check,
+    CheckContext,
+    compile_checks,
+    failure,
+    kind_of,
+)
+from pipelines.gate.values import key_text, staged, text
+
+__all__ = [
+    "DUPLICATE_KEY",
+    "Check",
+    "CheckContext",
+    "compile_checks",
+    "cross_row_context",
+    "evaluate",
+    "failure",
+    "key_text",
+    "text",
+]
+
+
+def cross_row_context(
+    frame: pl.LazyFrame, contract: Contract, ctx: CheckContext
+) -> tuple[CheckContext, int]:
+    """Settle the checks that compare rows (`Kind.compares_rows`) over the whole extract, in
+    streaming passes, and return the context carrying what they found, with the number of rows
+    seen. A check reading a column the file lacks is left out, as in `evaluate`."""
+    present = set(frame.collect_schema().names())
+    settled: dict[str, pl.Series] = {}
+    rows = None
+    for check in compile_checks(contract, ctx):
+        kind = kind_of(check)
+        if kind.compares_rows and set(check.columns) <= present:
+            found, seen = kind.settle(frame, check, contract, ctx)
+            settled[check.reason] = found
+            rows = seen if rows is None else rows
+    if rows is None:
+        rows = frame.select(pl.len()).collect(engine="streaming").item()
+    return CheckContext(ctx.quarter, ctx.routed_warning_keys, settled=settled), rows
+
+
+def evaluate(
+    frame: pl.LazyFrame | pl.DataFrame,
+    contract: Contract,
+    ctx: CheckContext,
+    checks: list[Check] | None = None,
+) -> pl.LazyFrame:
+    """Adds `__v` columns and one boolean column per check (true = fails).
+
+    A check reading a column the file lacks is left out: the file has failed already, and the
+    missing column is not each row's own fault.
+    """
+    lf = frame.lazy()
+    present = set(lf.collect_schema().names())
+    checks = compile_checks(contract, ctx) if checks is None else checks
+    checks = [c for c in checks if set(c.columns) <= present]
+    return staged(lf, contract).with_columns([failure(c, contract, ctx) for c in checks])

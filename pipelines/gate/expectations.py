@@ -1,0 +1,848 @@
+"""Great Expectations over the data contract: the one module that imports great_expectations.
+
+The suite is compiled from the same `kinds.Check` objects the gate evaluates, one expectation
+per check, so GE's unexpected rows and the gate's quarantined rows agree row for row
+(tests/test_expectations.py shows it on a file with planted errors).
+
+- Native expectations where a check kind says GE's is an exact equivalent of its Polars check
+  (`Kind.expectation`): `required` (not null), `codes` and `county` (in set; nulls pass, as in
+  the gate), `type_money`/`type_int`/`type_decimal` (the same regex constants), and, when the
+  whole extract is validated as one frame, `duplicate_key` when every key column is one GE sees
+  exactly as the gate compares it (id, code, county, text).
+- Every other check is one of two custom expectations whose metric runs the gate's own Polars
+  code (`checks.evaluate`) on the columns GE hands it: a column map for a check reading one
+  column, a multicolumn map (`ignore_row_if="never"`, the Polars code decides about nulls) for a
+  check reading several.
+
+Streaming: the extract is validated in batches of at most `batch_rows` rows, taken from one
+streaming pass over the gate's checked source (`checks.evaluate` of the scan), so a province's
+registry never sits in memory whole. The two checks that compare rows (`duplicate_key`,
+`group_agreement`) were settled over the whole extract by `checks.cross_row_context`; with those
+sets in the context they compile to the custom expectation, a per-row membership test that gives
+the same answer in any batch (GE's native uniqueness would only see its own batch). The batches'
+results are merged into ONE validation per extract per quarter with exact whole-extract counts.
+
+The custom metrics need the Python objects of the validation running (its contract, the context
+with the routed keys and the settled sets, the flags of the batch): GE hands a metric only the
+serialisable arguments of its expectation, so `validate` makes them the current validation
+(`_CURRENT`, a context variable set for the call and reset after it) and the expectation carries
+names of them only — a name, never anything derived from the keys (identity numbers).
+
+One validation per extract per quarter, named `<quarter>.<dept>.<extract>`, in a file context at
+`<out>/gx`, with Data Docs at `<out>/data_docs/index.html` (outputs.md §4). Stored results keep
+counts only: no value from the data (identity numbers and names are personal data) is stored or
+rendered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import datetime as dt
+import fcntl
+import hashlib
+import logging
+import time
+import traceback
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+from unittest import mock
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import numpy as np
+import pandas as pd
+import polars as pl
+from great_expectations.core.run_identifier import RunIdentifier
+from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.data_context.types.resource_identifiers import (
+    ExpectationSuiteIdentifier,
+    ValidationResultIdentifier,
+)
+from great_expectations.execution_engine import (
+    PandasExecutionEngine,
+    pandas_execution_engine,
+)
+from great_expectations.expectations.expectation import (
+    ColumnMapExpectation,
+    MulticolumnMapExpectation,
+)
+from great_expectations.expectations.metrics.map_metric_provider import (
+    ColumnMapMetricProvider,
+    MulticolumnMapMetricProvider,
+    column_condition_partial,
+    multicolumn_condition_partial,
+)
+from great_expectations.validator.v1_validator import Validator
+from great_expectations.validator.validator import calc_validation_statistics
+
+# `row_checks`: the module; `checks` is what the gate compiled (a list of `Check`), as elsewhere.
+from pipelines.core import idnumbers
+from pipelines.core.contracts import Contract, as_sent_by
+from pipelines.core.layout import Outputs
+from pipelines.core.quarters import Quarter
+from pipelines.gate import checks as row_checks
+from pipelines.gate.kinds import TYPED_IN_GE, Check, CheckContext, kind_of
+from pipelines.gate.values import text
+
+logger = logging.getLogger(__name__)
+
+DATASOURCE = "safetynet"
+BATCH_DEFINITION = "whole_dataframe"
+SITE = "local_site"
+# Counts only: GE keeps no example values (partial_unexpected_list stays empty).
+DEFAULT_RESULT_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
+# What a stored or rendered result may keep of each expectation's `result`: numbers, no values.
+_STORED_RESULT_KEYS = (
+    "element_count",
+    "unexpected_count",
+    "unexpected_percent",
+    "missing_count",
+    "missing_percent",
+    "unexpected_percent_total",
+    "unexpected_percent_nonmissing",
+)
+
+
+# --- the frame GE validates, batch by batch ---------------------------------------------------
+
+
+def _ge_columns(contract: Contract, present: set[str]) -> list[pl.Expr]:
+    """One column per contract column present, under its canonical name: the typed value for
+    id/code/county columns, the trimmed text (empty as null) for every other type."""
+    return [
+        (pl.col(f"{c.name}__v") if c.value_type in TYPED_IN_GE else text(c.name))
+        .cast(pl.String)
+        .alias(c.name)
+        for c in contract.columns
+        if c.name in present
+    ]
+
+
+def ge_frame(checked: pl.DataFrame, contract: Contract) -> pd.DataFrame:
+    """The frame GE validates, from the gate's checked rows (`checks.evaluate`: the received
+    text under canonical names and the `__v` typed columns), or from one batch of them.
+
+    Row order is kept and the index is a RangeIndex, so GE's `unexpected_index_list` are row
+    positions in the frame (in the batch: `validate` adds the batch's first position).
+    """
+    return checked.select(_ge_columns(contract, set(checked.columns))).to_pandas()  # via Arrow
+
+
+def batches(
+    source: pl.LazyFrame | pl.DataFrame, contract: Contract, batch_rows: int
+) -> Iterator[pl.DataFrame]:
+    """The GE columns of `source` in consecutive batches of at most `batch_rows` rows, in row
+    order, without the whole in memory.
+
+    A LazyFrame is run ONCE, by the streaming engine (`LazyFrame.collect_batches`), projected to
+    the columns GE reads first (so the gate's flag columns are not computed again); the engine
+    holds a few chunks ahead of the consumer and waits for it, so memory stays bounded by the
+    batch size, not by the extract. A CSV scan cannot seek to a row: repeated `slice(offset, n)`
+    would re-read the file up to each batch. A DataFrame is cut into zero-copy slices.
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
+    if isinstance(source, pl.DataFrame):
+        columns = _ge_columns(contract, set(source.columns))
+        for part in source.iter_slices(batch_rows):
+            yield part.select(columns)
+        return
+    present = set(source.collect_schema().names())
+    stream = source.select(_ge_columns(contract, present)).collect_batches(
+        chunk_size=batch_rows, maintain_order=True, engine="streaming"
+    )
+    yield from _rebatch(stream, batch_rows)
+
+
+def _rebatch(frames: Iterable[pl.DataFrame], n: int) -> Iterator[pl.DataFrame]:
+    """Batches of exactly `n` rows (the last one shorter), whatever sizes the engine hands out:
+    `chunk_size` is what the engine buffers before it gives a chunk, not a promise."""
+    pending: list[pl.DataFrame] = []
+    rows = 0
+    for f in frames:
+        if not f.height:
+            continue
+        pending.append(f)
+        rows += f.height
+        while rows >= n:
+            whole = pl.concat(pending) if len(pending) > 1 else pending[0]
+            yield whole.slice(0, n)
+            rest = whole.slice(n)
+            pending, rows = ([rest] if rest.height else []), rest.height
+    if rows:
+        yield pl.concat(pending) if len(pending) > 1 else pending[0]
+
+
+# --- custom expectations: the gate's Polars code as GE metrics -------------------------------
+
+
+@dataclasses.dataclass
+class _Validation:
+    """The validation running: what its custom metrics need besides the columns GE hands them.
+    `flags` are the custom checks of the batch being validated, evaluated together once: GE asks
+    each custom expectation's metric in turn, and evaluating the gate's Polars code once per
+    batch instead of once per expectation makes validation several times faster. `error` is
+    what that evaluation raised: every custom expectation of the batch then raises it, so GE
+    reports it against the expectations it breaks (not as one opaque failure)."""
+
+    contract: Contract
+    ctx: CheckContext
+    checks: dict[str, Check]  # by reason
+    height: int = 0
+    flags: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    error: Exception | None = None
+
+    def evaluate_batch(self, part: pl.DataFrame, custom: list[Check]) -> None:
+        present = set(part.columns)
+        custom = [c for c in custom if set(c.columns) <= present]
+        self.height, self.flags, self.error = part.height, {}, None
+        if not custom:
+            return
+        try:
+            flags = (
+                row_checks.evaluate(part.lazy(), self.contract, self.ctx, custom)
+                .select([c.reason for c in custom])
+                .collect()
+            )
+        except Exception as e:  # noqa: BLE001 - raised again by each custom expectation
+            self.error = e
+            return
+        self.flags = {n: flags[n].to_numpy() for n in flags.columns}
+
+
+_CURRENT: contextvars.ContextVar[_Validation | None] = contextvars.ContextVar(
+    "safetynet_validation", default=None
+)
+
+
+def _routed_keys_token(keys: frozenset[str] | None) -> str | None:
+    """A short, stable name for a set of routed warning keys (the set itself can be large and
+    does not belong in a suite): the same keys give the same name, so a re-run leaves the suite
+    unchanged."""
+    if keys is None:
+        return None
+    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
+    return f"keys-{len(keys)}-{digest}"
+
+
+def settled(ctx: CheckContext, contract: Contract, present: Iterable[str] | None = None) -> bool:
+    """Whether the context carries what `checks.cross_row_context` settled for every
+    row-comparing check of the contract that the present columns allow."""
+    if ctx.settled is None:
+        return False
+    have = {c.name for c in contract.columns} if present is None else set(present)
+    return all(
+        c.reason in ctx.settled
+        for c in row_checks.compile_checks(contract, ctx)
+        if kind_of(c).compares_rows and set(c.columns) <= have
+    )
+
+
+def _passes(frame: pd.DataFrame, reason: str, contract: str, quarter: str) -> pd.Series:
+    """True where the row passes the check: the gate's own failure expression, negated."""
+    current = _CURRENT.get()
+    if current is None or current.contract.name != contract or str(current.ctx.quarter) != quarter:
+        raise RuntimeError(
+            f"the contract rule {reason} of {contract} {quarter} is evaluated only inside "
+            "expectations.validate"
+        )
+    if current.error is not None:
+        raise current.error
+    if reason in current.flags:
+        positions = frame.index.to_numpy()  # GE keeps the batch's RangeIndex (nulls dropped)
+        if positions.size == 0 or positions.max() < current.height:
+            return pd.Series(~current.flags[reason][positions], index=frame.index, dtype=bool)
+    check = current.checks[reason]
+    lf = pl.from_pandas(frame).lazy().with_columns(pl.all().cast(pl.String))
+    failed = (
+        row_checks.evaluate(lf, current.contract, current.ctx, [check])
+        .select(check.reason)
+        .collect()
+        .to_series()
+    )
+    return pd.Series(~failed.to_numpy(), index=frame.index, dtype=bool)
+
+
+_RULE_KEYS = ("reason", "contract", "quarter", "routed_keys", "cross_row")
+
+
+class ColumnValuesPassContractRule(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.safetynet_contract_rule"
+    condition_value_keys = _RULE_KEYS
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column, reason, contract, quarter, routed_keys=None, cross_row=None, **kwargs):
+        return _passes(column.to_frame(), reason, contract, quarter)
+
+
+class MulticolumnValuesPassContractRule(MulticolumnMapMetricProvider):
+    condition_metric_name = "multicolumn_values.safetynet_contract_rule"
+    condition_value_keys = _RULE_KEYS
+    condition_domain_keys = (
+        "batch_id",
+        "table",
+        "column_list",
+        "row_condition",
+        "condition_parser",
+        "ignore_row_if",
+    )
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(
+        cls, column_list, reason, contract, quarter, routed_keys=None, cross_row=None, **kwargs
+    ):
+        return _passes(column_list, reason, contract, quarter)
+
+
+class ExpectColumnValuesToPassContractRule(ColumnMapExpectation):
+    """Values of one column pass a row check of the data contract (`gate/kinds.py`), evaluated
+    by the same Polars code the gate quarantines with. Nulls are not checked (no single-column
+    rule fails a null; `required` is its own expectation)."""
+
+    reason: str  # the contract rule, which is also the gate's quarantine reason
+    contract: str  # `<dept>.<extract>`
+    quarter: str  # e.g. `2026Q3`: the checks depending on the quarter end
+    routed_keys: str | None = None  # name of the routed warning keys (feedback)
+    cross_row: str | None = None  # name of the settled duplicated keys / disagreeing groups
+
+    map_metric: ClassVar[str] = "column_values.safetynet_contract_rule"
+    success_keys = (*_RULE_KEYS, "mostly")
+
+
+class ExpectMulticolumnValuesToPassContractRule(MulticolumnMapExpectation):
+    """Rows pass a check of the data contract reading several columns (the judged column
+    first), evaluated by the same Polars code the gate quarantines with. Use with
+    `ignore_row_if="never"`: the Polars code decides about nulls (`required_unless` fails the
+    row whose value is null)."""
+
+    reason: str
+    contract: str
+    quarter: str
+    routed_keys: str | None = None
+    cross_row: str | None = None
+
+    map_metric: ClassVar[str] = "multicolumn_values.safetynet_contract_rule"
+    success_keys = (*_RULE_KEYS, "mostly")
+
+
+# --- the suite --------------------------------------------------------------------------------
+
+
+def suite_name(contract: Contract, department: str | None = None) -> str:
+    return f"{department or contract.department}.{contract.extract}"
+
+
+def expectation_for(
+    check: Check, contract: Contract, ctx: CheckContext, *, cross_row: str | None = None
+) -> gxe.Expectation:
+    """The one expectation a check compiles to. With `cross_row` (the name of the sets settled
+    over the whole extract) the two row-comparing checks are membership tests run by the
+    gate's code, right in any batch; without it they compare the rows of the one frame."""
+    meta = {"reason": check.reason, "expected": check.expected}
+    columns = list(dict.fromkeys(check.columns))
+    # Data Docs show the description instead of GE's own sentence: the contract rule (the
+    # quarantine reason) and what was expected, in the words of the quality report.
+    description = f"{', '.join(columns)}: {check.expected} (contract rule {check.reason})"
+    common = {
+        "meta": meta,
+        "notes": f"Quarantine reason {check.reason}: expected {check.expected}.",
+        "description": description.replace("$", "$$"),
+    }
+    kind = kind_of(check)
+    native = kind.expectation(check, contract, settled=cross_row is not None)
+    if native is not None:
+        return getattr(gxe, native.expectation)(**native.arguments, **common)
+    rule = {
+        "reason": check.reason,
+        "contract": contract.name,
+        "quarter": str(ctx.quarter),
+        "routed_keys": _routed_keys_token(ctx.routed_warning_keys),
+    }
+    if kind.compares_rows and cross_row is not None:
+        rule["cross_row"] = cross_row
+    if len(columns) == 1:
+        return ExpectColumnValuesToPassContractRule(column=columns[0], **rule, **common)
+    return ExpectMulticolumnValuesToPassContractRule(
+        column_list=columns, ignore_row_if="never", **rule, **common
+    )
+
+
+def build_suite(
+    contract: Contract,
+    ctx: CheckContext,
+    checks: list[Check],
+    *,
+    present: Iterable[str] | None = None,
+    department: str | None = None,
+) -> gx.ExpectationSuite:
+    """The suite `<dept>.<extract>`: one expectation per check whose columns are all `present`
+    (default: every contract column), as the gate leaves out checks on missing columns.
+
+    When `ctx` carries the cross-row sets (`settled`), the row-comparing checks are membership
+    tests of them, named `<quarter>.<dept>.<extract>` (batch by batch validation); otherwise
+    those checks compare the rows of the one frame validated."""
+    have = {c.name for c in contract.columns} if present is None else set(present)
+    cross_row = (
+        f"{ctx.quarter}.{suite_name(contract, department)}"
+        if settled(ctx, contract, have)
+        else None
+    )
+    wanted = [
+        expectation_for(c, contract, ctx, cross_row=cross_row)
+        for c in checks
+        if set(c.columns) <= have
+    ]
+    # Passed to the constructor, not `add_expectation` (which looks the suite up in the current
+    # context's store once per expectation).
+    suite = gx.ExpectationSuite(
+        name=suite_name(contract, department),
+        expectations=wanted,
+        meta={"contract": contract.name, "contract_version": contract.version},
+    )
+    if len(suite.expectations) != len(wanted):  # GE logs and drops an invalid expectation
+        raise ValueError(
+            f"{suite.name}: GE refused {len(wanted) - len(suite.expectations)} "
+            "of the expectations compiled from the contract"
+        )
+    return suite
+
+
+def _custom_reasons(suite: gx.ExpectationSuite) -> set[str]:
+    custom = (ExpectColumnValuesToPassContractRule, ExpectMulticolumnValuesToPassContractRule)
+    return {e.meta["reason"] for e in suite.expectations if isinstance(e, custom)}
+
+
+# --- the file context, validation and Data Docs -----------------------------------------------
+
+
+def _site_config(out: Path) -> dict:
+    return {
+        "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": str(Outputs(out).data_docs),
+        },
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }
+
+
+def context(out: Path):
+    """The file context at `<out>/gx`, its Data Docs site at `<out>/data_docs` (absolute),
+    quiet: no usage statistics, no progress bars. The configuration is written only when it
+    changes, so concurrent runs do not rewrite it."""
+    out = Path(out).resolve()
+    root = Outputs(out).gx_project
+    root.mkdir(parents=True, exist_ok=True)
+    ctx = gx.get_context(mode="file", project_root_dir=str(root))
+    changed = False
+    if ctx.list_data_docs_sites() != {SITE: _site_config(out)}:
+        ctx.variables.data_docs_sites = {SITE: _site_config(out)}
+        changed = True
+    bars = ctx.variables.progress_bars
+    bars = bars.to_dict() if isinstance(bars, ProgressBarsConfig) else dict(bars or {})
+    if bars.get("globally", True) or bars.get("metric_calculations", True):
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        changed = True
+    if ctx.variables.analytics_enabled is not False:
+        ctx.variables.analytics_enabled = False
+        changed = True
+    if changed:
+        ctx.variables.save()
+        ctx = gx.get_context(mode="file", project_root_dir=str(root))
+    return ctx
+
+
+@contextlib.contextmanager
+def _one_writer(out: Path):
+    """One GE writer per output folder at a time, across processes: GE rewrites
+    `great_expectations.yml` (not atomically) when it adds an asset, and Data Docs rebuild one
+    index; parallel Dagster steps would lose each other's updates. It also keeps one GE
+    validation's memory at a time."""
+    lock_path = Outputs(Path(out).resolve()).gx_lock
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _batch_definition(gx_context, asset_name: str):
+    """Data source `safetynet` (pandas), one dataframe asset per extract, a whole-dataframe
+    batch definition. Got if they exist: `add_or_update_pandas` would drop the other assets."""
+    try:
+        source = gx_context.data_sources.get(DATASOURCE)
+    except (KeyError, ValueError, gx.exceptions.DataContextError):
+        source = gx_context.data_sources.add_pandas(DATASOURCE)
+    try:
+        asset = source.get_asset(asset_name)
+    except LookupError:
+        asset = source.add_dataframe_asset(asset_name)
+    try:
+        return asset.get_batch_definition(BATCH_DEFINITION)
+    except KeyError:
+        return asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+
+
+def validate(
+    out: Path,
+    contract: Contract,
+    quarter: Quarter | str,
+    source: pl.LazyFrame | pl.DataFrame | None,
+    ctx: CheckContext,
+    checks: list[Check],
+    *,
+    batch_rows: int = 1_000_000,
+    result_format: dict | str | None = None,
+    department: str | None = None,
+    update_data_docs: bool = True,
+    raise_errors: bool = False,
+) -> dict:
+    """One GE validation of one extract for one quarter, stored (counts only) and rendered in
+    Data Docs; a re-run replaces the quarter's earlier result for the extract.
+
+    `source` is the gate's checked extract (`gate.Checked.source`: `checks.evaluate` of the
+    read rows, a LazyFrame, or a DataFrame of the same columns). It is validated in batches of
+    at most `batch_rows` rows from one streaming pass, and the batches' results are merged into
+    one result whose counts are the whole extract's. `ctx` should carry the cross-row sets
+    (`checks.cross_row_context`); if it does not and the extract may not fit in one batch, they
+    are settled here first, at the cost of one more pass over the source.
+
+    Returns {"name", "suite", "success", "error", "expectations": [{"reason", "expectation",
+    "success", "unexpected_count", "element_count", "missing_count", "exception"}],
+    "statistics"} (statistics: GE's, over the merged expectations, plus "rows", "batches",
+    "batch_rows", "seconds"). With `result_format` (tests use COMPLETE) each expectation also
+    carries its `unexpected_index_list` (row positions in the whole extract); the stored result
+    is scrubbed of it all the same.
+
+    `update_data_docs=False` stores the result without rendering it (a caller validating many
+    extracts can call `build_data_docs` once at the end).
+
+    A GE problem never raises: it is logged and returned in `error` (success False), unless
+    `raise_errors` (tests), which also raises when an expectation raised inside GE.
+    """
+    dept = department or contract.department
+    contract = as_sent_by(contract, dept)  # as the gate read it (a department's date habit)
+    name = f"{Quarter.parse(str(quarter))}.{dept}.{contract.extract}"
+    summary: dict[str, Any] = {
+        "name": name,
+        "suite": suite_name(contract, dept),
+        "success": False,
+        "error": None,
+        "expectations": [],
+        "statistics": {},
+    }
+    if source is None:
+        summary["error"] = "nothing to validate: the file is missing or could not be read"
+        return summary
+    try:
+        with _one_writer(Path(out)):
+            _validate(
+                summary,
+                Path(out),
+                contract,
+                source,
+                ctx,
+                checks,
+                batch_rows,
+                result_format,
+                dept,
+                update_data_docs,
+            )
+    except Exception as e:
+        if raise_errors:
+            raise
+        summary["success"] = False
+        summary["error"] = f"{type(e).__name__}: {idnumbers.scrub(str(e))}"
+        logger.error(
+            "Great Expectations validation %s failed: %s\n%s",
+            name,
+            summary["error"],
+            "".join(traceback.format_tb(e.__traceback__)),
+        )
+    raised = [x for x in summary["expectations"] if x["exception"]]
+    for x in raised:
+        logger.error("%s: expectation for %s raised: %s", name, x["reason"], x["exception"])
+    if raised:
+        reasons = ", ".join(x["reason"] for x in raised)
+        summary["error"] = summary["error"] or f"expectations raised inside GE: {reasons}"
+        if raise_errors:
+            raise RuntimeError(f"{name}: {summary['error']}")
+    return summary
+
+
+def _validate(
+    summary: dict,
+    out: Path,
+    contract: Contract,
+    source: pl.LazyFrame | pl.DataFrame,
+    ctx: CheckContext,
+    checks: list[Check],
+    batch_rows: int,
+    result_format: dict | str | None,
+    dept: str,
+    update_data_docs: bool,
+) -> None:
+    started = time.perf_counter()
+    present = source.collect_schema().names()
+    if not settled(ctx, contract, present) and (
+        isinstance(source, pl.LazyFrame) or source.height > batch_rows
+    ):
+        # GE's own uniqueness would see one batch: settle the row-comparing checks first
+        ctx, _ = row_checks.cross_row_context(source.lazy(), contract, ctx)
+    gx_context = context(out)
+    suite = build_suite(
+        contract,
+        ctx,
+        checks,
+        present=[c.name for c in contract.columns if c.name in present],
+        department=dept,
+    )
+    suite = gx_context.suites.add_or_update(suite)
+    batch = _batch_definition(gx_context, suite.name)
+    definition = gx_context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=summary["name"], data=batch, suite=suite)
+    )
+    want_indexes = result_format is not None
+    current = _Validation(contract, ctx, {c.reason: c for c in checks})
+    custom = [c for c in checks if c.reason in _custom_reasons(suite)]
+    merged: _Merged | None = None
+    rows = n_batches = 0
+    parts = batches(source, contract, batch_rows)
+    part = next(parts, None)
+    if part is None:  # no rows: validate the empty frame once, so the quarter has its result
+        part = source.lazy().select(_ge_columns(contract, set(present))).head(0).collect()
+    token = _CURRENT.set(current)
+    try:
+        # GE fingerprints every pandas batch under 1 GB with an MD5 over all its values: a digest
+        # of personal data we would not keep anyway (it is dropped below), and ~1 s per million
+        # rows. GE has no option for it; it is switched off for this call only.
+        with mock.patch.object(pandas_execution_engine, "HASH_THRESHOLD", 0):
+            while part is not None:
+                height, frame = part.height, part.to_pandas()  # via Arrow; RangeIndex
+                current.evaluate_batch(part, custom)
+                part = None  # only GE's pandas copy of the batch stays in memory meanwhile
+                # ValidationDefinition.run would store the result as GE made it; the Validator it
+                # runs is used directly so that only a scrubbed result (counts, no values) is ever
+                # written.
+                validator = Validator(
+                    batch_definition=batch,
+                    result_format=result_format or DEFAULT_RESULT_FORMAT,
+                    batch_parameters={"dataframe": frame},
+                )
+                results = validator.validate_expectation_suite(suite)
+                if merged is None:
+                    merged = _Merged(results, validator.active_batch_id)
+                merged.add(results, offset=rows, indexes=want_indexes)
+                rows += height
+                n_batches += 1
+                del validator, results, frame
+                part = next(parts, None)
+    finally:
+        _CURRENT.reset(token)  # the flags and sets belong to this validation only
+    if merged is None:  # pragma: no cover - the loop runs at least once
+        raise RuntimeError(f"{summary['name']}: no batch was validated")
+    results = merged.result()
+    run_id = RunIdentifier(run_name=summary["name"], run_time=dt.datetime.now(dt.UTC))
+    results.meta.update(
+        validation_id=definition.id,
+        checkpoint_id=None,
+        run_id=run_id,
+        validation_time=run_id.run_time,
+        batch_parameters={"dataframe": "<DATAFRAME>"},
+        batches=n_batches,
+        batch_rows=batch_rows,
+    )
+    results.meta.get("batch_markers", {}).pop("pandas_data_fingerprint", None)
+
+    for r, indexes in zip(results.results, merged.indexes, strict=True):
+        meta = r.expectation_config.meta or {}
+        res = r.result or {}
+        entry = {
+            "reason": meta.get("reason"),
+            "expectation": r.expectation_config.type,
+            "success": bool(r.success),
+            "unexpected_count": res.get("unexpected_count"),
+            "element_count": res.get("element_count"),
+            "missing_count": res.get("missing_count"),
+            "exception": _exception_summary(r.exception_info),
+        }
+        if want_indexes and indexes is not None:
+            entry["unexpected_index_list"] = indexes
+        summary["expectations"].append(entry)
+        _scrub(r)
+    summary["success"] = bool(results.success)
+    summary["statistics"] = {
+        **dict(results.statistics),
+        "rows": rows,
+        "batches": n_batches,
+        "batch_rows": batch_rows,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+    store = gx_context.validation_results_store
+    suite_id = ExpectationSuiteIdentifier(name=suite.name)
+    for old in store.list_keys():  # one validation per extract per quarter
+        if old.expectation_suite_identifier.name == suite.name and (
+            old.run_id.run_name == summary["name"]
+        ):
+            store.remove_key(old)
+    key = ValidationResultIdentifier(
+        expectation_suite_identifier=suite_id,
+        run_id=run_id,
+        batch_identifier=merged.batch_id,
+    )
+    store.set(key, results)
+    if update_data_docs:  # what a Checkpoint's UpdateDataDocsAction does, for this result only
+        gx_context.build_data_docs(site_names=[SITE], resource_identifiers=[suite_id, key])
+
+
+class _Merged:
+    """The batches' results of one suite merged into one, as if GE had seen the whole extract:
+    per expectation the counts summed and the percentages recomputed (`_format_map_output`'s
+    definitions), success only if every batch succeeded (every expectation here has
+    `mostly` = 1, so that is the whole extract's success), the first exception kept, and the
+    statistics recomputed over the merged expectations. The first batch's result is the
+    template (suite, configurations, meta); its per-batch values are replaced."""
+
+    _COUNTS = ("element_count", "unexpected_count", "missing_count")
+
+    def __init__(self, first, batch_id: str | None):
+        self.template = first
+        self.batch_id = batch_id
+        n = len(first.results)
+        self.counts: list[dict[str, int] | None] = [{} for _ in range(n)]
+        self.success = [True] * n
+        self.exceptions: list[Any] = [None] * n
+        self.indexes: list[list[int] | None] = [None] * n
+
+    def add(self, batch, *, offset: int, indexes: bool) -> None:
+        if len(batch.results) != len(self.counts):  # pragma: no cover - one suite throughout
+            raise RuntimeError("batches of one validation returned different expectations")
+        for i, r in enumerate(batch.results):
+            if r.expectation_config.type != self.template.results[i].expectation_config.type:
+                raise RuntimeError("batches of one validation returned expectations out of order")
+            res = r.result or {}
+            self.success[i] = self.success[i] and bool(r.success)
+            if self.exceptions[i] is None and _exception_summary(r.exception_info):
+                self.exceptions[i] = r.exception_info
+            counts = self.counts[i]
+            if counts is not None and "unexpected_count" in res and "element_count" in res:
+                for k in self._COUNTS:
+                    if k in res and res[k] is not None:
+                        counts[k] = counts.get(k, 0) + int(res[k])
+            else:  # a batch without counts (GE raised): no count is better than a wrong one
+                self.counts[i] = None
+            if indexes and "unexpected_index_list" in res:
+                found = self.indexes[i] = self.indexes[i] or []
+                found.extend(offset + int(x) for x in res["unexpected_index_list"])
+
+    def result(self):
+        results = self.template
+        for i, r in enumerate(results.results):
+            r.success = self.success[i]
+            if self.exceptions[i] is not None:
+                r.exception_info = self.exceptions[i]
+            r.result = _percentages(self.counts[i]) if self.counts[i] is not None else {}
+        stats = calc_validation_statistics(results.results)
+        results.success = stats.success
+        results.statistics = {
+            "evaluated_expectations": stats.evaluated_expectations,
+            "successful_expectations": stats.successful_expectations,
+            "unsuccessful_expectations": stats.unsuccessful_expectations,
+            "success_percent": stats.success_percent,
+        }
+        return results
+
+
+def _percentages(counts: dict[str, int]) -> dict[str, Any]:
+    """Counts plus the percentages GE derives from them (`expectation._format_map_output`)."""
+    element = counts.get("element_count", 0)
+    unexpected = counts.get("unexpected_count", 0)
+    out: dict[str, Any] = {"element_count": element, "unexpected_count": unexpected}
+    total = unexpected / element * 100 if element else None
+    if "missing_count" in counts:
+        missing = counts["missing_count"]
+        nonmissing = element - missing
+        percent = unexpected / nonmissing * 100 if element and nonmissing else None
+        out.update(
+            unexpected_percent=percent,
+            missing_count=missing,
+            missing_percent=missing / element * 100 if element else None,
+            unexpected_percent_total=total,
+            unexpected_percent_nonmissing=percent,
+        )
+    else:
+        out["unexpected_percent"] = total
+    return out
+
+
+def _exception_summary(info: Any) -> str | None:
+    """`Type: message` of an exception GE caught inside an expectation (None if none), scrubbed
+    of anything shaped like an identity number."""
+    if not info:
+        return None
+    infos = info.values() if "raised_exception" not in info else [info]
+    for i in infos:
+        if isinstance(i, dict) and i.get("raised_exception"):
+            return idnumbers.scrub(str(i.get("exception_message") or "exception"))
+    return None
+
+
+def _scrub(r) -> None:
+    """Keep counts; drop every value, index and traceback GE put in an expectation result."""
+    res = r.result or {}
+    r.result = {k: res[k] for k in _STORED_RESULT_KEYS if k in res}
+    info = r.exception_info or {}
+    if "raised_exception" in info:
+        info = {"": info}
+    raised = any(isinstance(i, dict) and i.get("raised_exception") for i in info.values())
+    r.exception_info = {
+        "raised_exception": raised,
+        "exception_message": "raised inside Great Expectations; see the pipeline log"
+        if raised
+        else None,
+        "exception_traceback": None,
+    }
+
+
+def build_data_docs(out: Path, *, raise_errors: bool = False) -> Path | None:
+    """Rebuild the whole Data Docs site; returns `<out>/data_docs/index.html` (None, logged, if
+    GE could not build it, unless `raise_errors`)."""
+    out = Path(out).resolve()
+    try:
+        with _one_writer(out):
+            context(out).build_data_docs(site_names=[SITE])
+    except Exception as e:
+        if raise_errors:
+            raise
+        logger.error(
+            "Great Expectations Data Docs for %s not built: %s: %s\n%s",
+            out,
+            type(e).__name__,
+            idnumbers.scrub(str(e)),
+            "".join(traceback.format_tb(e.__traceback__)),
+        )
+        return None
+    return Outputs(out).data_docs_index
+
+
+__all__ = [
+    "DEFAULT_RESULT_FORMAT",
+    "ExpectColumnValuesToPassContractRule",
+    "ExpectMulticolumnValuesToPassContractRule",
+    "batches",
+    "build_data_docs",
+    "build_suite",
+    "context",
+    "expectation_for",
+    "ge_frame",
+    "settled",
+    "suite_name",
+    "validate",
+]

@@ -1,0 +1,10 @@
+"""The wiring: the quarterly job in Dagster and the `safetynet` command line. It holds no logic
+of the stages; each asset calls one stage's `stage` module and turns the result into metadata.
+
+- `resources` — the configuration, read from the environment here and nowhere below;
+- `assets` — the gate, policy and publishing assets with their asset checks;
+- `schedules`, `sensors` — the quarterly schedule and the landing sensor;
+- `instance` — the Dagster instance under `<out>/.dagster` (one run at a time);
+- `definitions` — `Definitions` for `workspace.yaml` and `make ui`;
+- `cli` — `safetynet run` and `safetynet generate`; `demo` — `make demo`.
+"""

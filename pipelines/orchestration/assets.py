@@ -1,0 +1,342 @@
+"""The quarterly job's assets, partitioned by quarter (`2026Q3`): each calls one stage's step
+and turns its result into Dagster metadata and asset checks.
+
+| asset | stage step | check |
+| --- | --- | --- |
+| `<dept>/<extract>` (20) | `gate.stage.gate_extract` | `contract` (ERROR: registry, roster) |
+| `gate/feedback` | `gate.stage.gate_feedback` | — |
+| `gate/extract_quality` | `gate.stage.account` | — |
+| `policy/warnings` | `policy.stage.evaluate_quarter` | `every_rule_evaluated` |
+| `outputs/published` | `publish.stage.publish_quarter` | — |
+
+A failed extract is a failed *check*, never a failed step: the other extracts and the quarter go
+on (policy.md §4 decides which rules then cannot be evaluated).
+
+(No `from __future__ import annotations` here: Dagster reads the parameters' annotations.)
+"""
+
+import functools
+from pathlib import Path
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    StaticPartitionsDefinition,
+    asset,
+)
+
+from pipelines.core import idnumbers
+from pipelines.core.contracts import Contract, extract_contracts
+from pipelines.core.departments import CORE_EXTRACTS
+from pipelines.core.layout import Outputs
+from pipelines.core.pseudonym import KeyMissing, is_demo
+from pipelines.core.quarters import Quarter, quarter_range
+from pipelines.gate import stage as gate
+from pipelines.gate.extract import ExtractResult
+from pipelines.orchestration.resources import PolicyEngine, PseudonymKey, SafetynetPaths
+from pipelines.policy import stage as policy
+from pipelines.policy.catalogue import CATEGORIES
+from pipelines.publish import stage as publish
+
+# Fixed up front: changing the partition set later breaks backfills (ENGINEERING.md).
+QUARTERS = StaticPartitionsDefinition(quarter_range("2020Q1", "2040Q4"))
+GATE = "gate"
+POLICY = "policy"
+OUTPUTS = "outputs"
+
+
+def extract_key(contract: Contract) -> AssetKey:
+    return AssetKey([contract.department, contract.extract])
+
+
+def _metadata(result: ExtractResult, ge: dict | None = None) -> dict:
+    """Counts, hashes and reasons only: no value from the file besides masked examples."""
+    md = {
+        "status": result.status,
+        "rows_received": result.rows_received,
+        "rows_accepted": result.rows_accepted,
+        "rows_quarantined": result.rows_quarantined,
+        "file_name": result.file_name or "",
+        "encoding": result.encoding or "",
+        "sha256": result.sha256 or "",
+        "contract_version": result.contract_version,
+    }
+    if result.failure_reasons:
+        md["failure_reasons"] = MetadataValue.md(
+            "\n".join(f"- {idnumbers.scrub(m)}" for m in result.failure_reasons)
+        )
+    if result.reason_rows:
+        md["quarantine_reasons"] = MetadataValue.md(
+            "| reason | rows |\n| --- | ---: |\n"
+            + "\n".join(f"| {k} | {v:,} |" for k, v in sorted(result.reason_rows.items()))
+        )
+    if result.extra_columns:
+        md["extra_columns"] = ", ".join(result.extra_columns)
+    if ge is not None:
+        md["great_expectations"] = "success" if ge["success"] else "failed expectations"
+        failing = [e for e in ge["expectations"] if not e["success"]]
+        if failing:
+            md["failed_expectations"] = MetadataValue.md(
+                "| expectation | reason | unexpected |\n| --- | --- | ---: |\n"
+                + "\n".join(
+                    f"| {e['expectation']} | {e['reason']} | {e.get('unexpected_count') or 0:,} |"
+                    for e in failing
+                )
+            )
+    return md
+
+
+def extract_asset(contract: Contract):
+    key = extract_key(contract)
+    core = (contract.department, contract.extract) in CORE_EXTRACTS
+
+    @asset(
+        key=key,
+        partitions_def=QUARTERS,
+        group_name=GATE,
+        description=f"{contract.business_name} — {contract.name} through its data contract "
+        f"v{contract.version}: accepted rows as a typed staging table, rejected rows quarantined.",
+        check_specs=[
+            AssetCheckSpec(
+                "contract",
+                asset=key,
+                description="the extract passed its data contract (extracts.md §2)",
+            )
+        ],
+        kinds={"polars", "parquet"},
+    )
+    def _asset(context: AssetExecutionContext, paths: SafetynetPaths) -> MaterializeResult:
+        gated = gate.gate_extract(
+            Path(paths.landing),
+            Path(paths.out),
+            contract,
+            Quarter.parse(context.partition_key),
+            log=context.log,
+        )
+        md = _metadata(gated.result, gated.validation)
+        return MaterializeResult(
+            metadata=md,
+            check_results=[
+                AssetCheckResult(
+                    check_name="contract",
+                    asset_key=key,
+                    passed=gated.result.status == "PASSED",
+                    # the registry and the roster are read by every rule: without them the
+                    # quarter cannot be processed, so their failure is an ERROR
+                    severity=AssetCheckSeverity.ERROR if core else AssetCheckSeverity.WARN,
+                    metadata=md,
+                )
+            ],
+        )
+
+    return _asset
+
+
+@asset(
+    key=AssetKey([GATE, "feedback"]),
+    partitions_def=QUARTERS,
+    group_name=GATE,
+    description="Feedback of the receiving departments about earlier warnings (extracts.md §4), "
+    "one file per department folder, through the feedback contract.",
+    kinds={"polars", "parquet"},
+)
+def feedback(context: AssetExecutionContext, paths: SafetynetPaths) -> MaterializeResult:
+    results = gate.gate_feedback(
+        Path(paths.landing), Path(paths.out), Quarter.parse(context.partition_key), log=context.log
+    )
+    seen = [f"{r.department}: {r.status} ({r.rows_received:,} rows)" for r in results]
+    return MaterializeResult(metadata={"files": ", ".join(seen) or "none"})
+
+
+def quality_asset(extract_keys: list[AssetKey]):
+    @asset(
+        key=AssetKey([GATE, "extract_quality"]),
+        partitions_def=QUARTERS,
+        group_name=GATE,
+        deps=[*extract_keys, AssetKey([GATE, "feedback"])],
+        description="extract_quality and quarantine_reasons for the quarter (outputs.md §2), "
+        "and the Great Expectations Data Docs (outputs.md §4).",
+        kinds={"parquet"},
+    )
+    def extract_quality(context: AssetExecutionContext, paths: SafetynetPaths):
+        done = gate.account(Path(paths.out), Quarter.parse(context.partition_key))
+        results = done.results
+        failed = [f"{r.department}/{r.extract}" for r in results if r.status != "PASSED"]
+        context.log.info("reconciliation\n" + gate.accounting.reconciliation_text(results))
+        return MaterializeResult(
+            metadata={
+                "extracts": len(results),
+                "passed": sum(r.status == "PASSED" for r in results),
+                "failed": sum(r.status == "FAILED" for r in results),
+                "missing": sum(r.status == "MISSING" for r in results),
+                "not_passed": ", ".join(failed) or "none",
+                "rows_received": sum(r.rows_received for r in results),
+                "rows_accepted": sum(r.rows_accepted for r in results),
+                "rows_quarantined": sum(r.rows_quarantined for r in results),
+                "extract_quality": MetadataValue.path(str(done.tables["extract_quality"])),
+                "data_docs": MetadataValue.path(str(done.data_docs))
+                if done.data_docs
+                else "not built",
+            }
+        )
+
+    return extract_quality
+
+
+def _scrubbed(fn):
+    """An unexpected error of the policy or publishing step fails the step with its message
+    scrubbed of identity numbers: a database error may quote a value, and the original would
+    reach Dagster's event log."""
+
+    @functools.wraps(fn)
+    def step(context: AssetExecutionContext, **resources) -> MaterializeResult:
+        try:
+            return fn(context, **resources)
+        except Failure:
+            raise
+        except KeyMissing as e:
+            raise Failure(str(e)) from None
+        except Exception as e:  # noqa: BLE001 - re-raised, scrubbed
+            raise Failure(f"{type(e).__name__}: {idnumbers.scrub(str(e))}") from None
+
+    return step
+
+
+def policy_asset(extract_keys: list[AssetKey]):
+    key = AssetKey([POLICY, "warnings"])
+
+    @asset(
+        key=key,
+        partitions_def=QUARTERS,
+        group_name=POLICY,
+        deps=extract_keys,
+        description="The quarter's comparison (policy.md): derived facts in DuckDB over the "
+        "accepted rows, the 19 rules of rules/catalogue, warnings with evidence, rule_runs and "
+        "data findings.",
+        check_specs=[
+            AssetCheckSpec(
+                "every_rule_evaluated",
+                asset=key,
+                description="no rule was NOT_EVALUATED for missing data or parameters "
+                "(policy.md §3–4)",
+            )
+        ],
+        kinds={"duckdb", "parquet"},
+    )
+    @_scrubbed
+    def warnings(
+        context: AssetExecutionContext,
+        paths: SafetynetPaths,
+        pseudonym: PseudonymKey,
+        policy_engine: PolicyEngine,
+    ) -> MaterializeResult:
+        secret = pseudonym.value()
+        done = policy.evaluate_quarter(
+            Path(paths.out),
+            Quarter.parse(context.partition_key),
+            secret,
+            memory_limit=policy_engine.memory_limit,
+        )
+        evaluation = done.evaluation
+        context.log.info(
+            "policy\n"
+            + policy.evaluate.summary_text(
+                evaluation.warnings, evaluation.rule_runs, evaluation.data_findings
+            )
+        )
+        runs = evaluation.rule_runs
+        skipped = runs.filter(pl.col("status") == "NOT_EVALUATED")
+        by_category = dict(evaluation.warnings.group_by("category").len().iter_rows())
+        md = {
+            "warnings": evaluation.warnings.height,
+            **{f"warnings_{c.lower()}": by_category.get(c, 0) for c in CATEGORIES},
+            "rules_evaluated": runs.height - skipped.height,
+            "rules_not_evaluated": ", ".join(skipped["rule_id"].to_list()) or "none",
+            "window_quarters_loaded": len(done.sources.loaded),
+            "data_findings": int(evaluation.data_findings["count"].sum() or 0),
+            "demo_key": is_demo(secret),
+            "rule_runs": MetadataValue.path(str(done.written["rule_runs"])),
+        }
+        return MaterializeResult(
+            metadata=md,
+            check_results=[
+                AssetCheckResult(
+                    check_name="every_rule_evaluated",
+                    asset_key=key,
+                    passed=skipped.height == 0,
+                    severity=AssetCheckSeverity.ERROR
+                    if not evaluation.processed
+                    else AssetCheckSeverity.WARN,
+                    metadata={
+                        "not_evaluated": MetadataValue.md(
+                            "| rule | reason |\n| --- | --- |\n"
+                            + "\n".join(
+                                f"| {r} | {why} |"
+                                for r, why in skipped.select("rule_id", "reason").iter_rows()
+                            )
+                        )
+                        if skipped.height
+                        else "none"
+                    },
+                )
+            ],
+        )
+
+    return warnings
+
+
+def publish_asset():
+    @asset(
+        key=AssetKey([OUTPUTS, "published"]),
+        partitions_def=QUARTERS,
+        group_name=OUTPUTS,
+        deps=[
+            AssetKey([POLICY, "warnings"]),
+            AssetKey([GATE, "feedback"]),
+            AssetKey([GATE, "extract_quality"]),
+        ],
+        description="The quarter published (outputs.md): the lifecycle applied with the "
+        "departments' feedback, the routed CSV files per department and county, the analyst "
+        "tables, the quarter loaded into warehouse.duckdb, and quality_report.html.",
+        kinds={"duckdb", "csv", "html"},
+    )
+    @_scrubbed
+    def published(
+        context: AssetExecutionContext, paths: SafetynetPaths, pseudonym: PseudonymKey
+    ) -> MaterializeResult:
+        quarter = Quarter.parse(context.partition_key)
+        done = publish.publish_quarter(Path(paths.out), quarter, pseudonym.value())
+        statuses = dict(done.published.lifecycle.group_by("status").len().iter_rows())
+        outputs = Outputs(Path(paths.out))
+        return MaterializeResult(
+            metadata={
+                "warnings": done.published.warnings.height,
+                **{f"lifecycle_{s.lower()}": n for s, n in sorted(statuses.items())},
+                "feedback_rows_applied": done.published.feedback_rows,
+                "routed_files": len(done.published.routed_files),
+                "warehouse_rows": sum(done.warehouse_rows.values()),
+                "routed": MetadataValue.path(str(outputs.quarter(quarter).routed)),
+                "warehouse": MetadataValue.path(str(outputs.warehouse)),
+                "quality_report": MetadataValue.path(str(done.report)),
+            }
+        )
+
+    return published
+
+
+def all_assets() -> list:
+    keys = [extract_key(c) for c in extract_contracts()]
+    return [
+        *(extract_asset(c) for c in extract_contracts()),
+        feedback,
+        quality_asset(keys),
+        policy_asset(keys),
+        publish_asset(),
+    ]

@@ -1,0 +1,124 @@
+"""`safetynet` — the command line that schedulers and scripts rely on (spec README)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipelines.core.quarters import Quarter, parse_quarter_list
+
+
+def run(
+    landing: Path, out: Path, quarters: list[Quarter], *, echo=print, log_level: str = "WARNING"
+) -> int:
+    """Materialise the quarterly job through Dagster, in-process, quarter by quarter in order.
+
+    Works without DAGSTER_HOME: the instance lives under `<out>/.dagster`. Refuses to start
+    without the pseudonym key (`SAFETYNET_PSEUDONYM_KEY`). Returns 0 unless a quarter could not
+    be processed at all (its registry or roster failed)."""
+    from dagster import DagsterInstance
+
+    from pipelines.core import pseudonym
+    from pipelines.core.layout import Landing, Outputs
+    from pipelines.gate import accounting
+    from pipelines.orchestration.definitions import JOB_NAME, build_definitions
+    from pipelines.orchestration.instance import write_instance_config
+    from pipelines.orchestration.resources import Settings, key_from_environment
+    from pipelines.policy import evaluate
+    from pipelines.publish.stage import lifecycle_text
+
+    landing, out = landing.resolve(), out.resolve()
+    try:
+        key = key_from_environment()
+        settings = Settings.from_environment()
+    except (pseudonym.KeyMissing, ValueError) as e:
+        echo(f"safetynet: {e}")
+        return 2
+    if pseudonym.is_demo(key):
+        echo("safetynet: running with the DEMO pseudonym key (synthetic data only)")
+    if not landing.is_dir():
+        echo(f"safetynet: landing folder {landing} does not exist")
+        return 2
+    outputs = Outputs(out)
+    home = outputs.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    # one run at a time for the UI's backfills (the CLI's own runs are in-process and in order)
+    write_instance_config(home)
+    instance = DagsterInstance.from_config(str(home))
+    defs = build_definitions(landing, out, settings)
+    job = defs.resolve_job_def(JOB_NAME)
+    unprocessed = []
+    try:
+        for quarter in quarters:
+            q = str(quarter)
+            arrived = Landing(landing).quarter(q)
+            if not arrived.is_dir():
+                echo(f"{q}: no landing folder {arrived}; every extract is MISSING")
+            result = job.execute_in_process(
+                partition_key=q,
+                instance=instance,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
+            results = accounting.load_results(out, q)
+            echo(f"\n== {q} ({'run succeeded' if result.success else 'run FAILED'}) ==")
+            echo(accounting.reconciliation_text(results))
+            tables = evaluate.read_tables(out, q)
+            if tables is not None:
+                echo(evaluate.summary_text(*tables))
+            cycle = lifecycle_text(out, quarter)
+            if cycle is not None:
+                echo(cycle)
+            core = accounting.core_failures(results)
+            if core or not result.success:
+                unprocessed.append(q)
+                why = ", ".join(core) or "a step failed; see the Dagster run log"
+                echo(f"{q}: could not be processed: {why} did not pass")
+    finally:
+        instance.dispose()
+    echo(f"\noutputs: {out}  (Data Docs: {outputs.data_docs_index})")
+    return 1 if unprocessed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="safetynet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run the quarterly job for each quarter, in order")
+    p_run.add_argument("--landing", type=Path, required=True, help="landing folder (extracts.md)")
+    p_run.add_argument("--out", type=Path, required=True, help="output folder")
+    p_run.add_argument(
+        "--quarters", required=True, help="e.g. 2025Q4,2026Q1 or a range 2025Q4..2026Q3"
+    )
+    p_run.add_argument(
+        "--log-level", default="WARNING", help="Dagster console log level (default WARNING)"
+    )
+    p_gen = sub.add_parser("generate", help="write a synthetic Fujian landing folder")
+    p_gen.add_argument("--out", type=Path, required=True, help="landing folder to write")
+    p_gen.add_argument("--scale", default="county", choices=["test", "county", "city", "province"])
+    p_gen.add_argument("--quarters", required=True, help="e.g. 2026Q3 or 2025Q4..2026Q3")
+    p_gen.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        from pipelines.generate import generate
+
+        try:
+            quarters = parse_quarter_list(args.quarters)
+        except ValueError as e:
+            parser.error(str(e))
+        g = generate(args.out, args.scale, quarters, args.seed)
+        for q, counts in g.rows.items():
+            print(f"{q}: {sum(counts.values()):,} rows in {len(counts)} extracts")
+        print(f"wrote {args.out} ({g.bytes / 1e6:.1f} MB) in {g.seconds:.1f} s")
+        return 0
+    if args.command == "run":
+        try:
+            quarters = parse_quarter_list(args.quarters)
+        except ValueError as e:
+            parser.error(str(e))
+        return run(args.landing, args.out, quarters, log_level=args.log_level)
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

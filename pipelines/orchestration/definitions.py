@@ -1,0 +1,55 @@
+"""The Dagster definitions: the assets, the `quarterly` job, the schedule, the sensor and the
+resources, wired. `defs` is what `workspace.yaml` and `make ui` load (lazily, configured from the
+environment: `resources.Settings`); `safetynet run` builds its own with the folders it is given.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, define_asset_job, definitions, in_process_executor
+
+from pipelines.orchestration.assets import QUARTERS, all_assets
+from pipelines.orchestration.resources import (
+    PolicyEngine,
+    SafetynetPaths,
+    Settings,
+    pseudonym_resource,
+)
+from pipelines.orchestration.schedules import build_quarterly_schedule
+from pipelines.orchestration.sensors import build_landing_sensor
+
+JOB_NAME = "quarterly"
+__all__ = ["JOB_NAME", "QUARTERS", "build_definitions", "defs"]
+
+
+def build_definitions(
+    landing: str | os.PathLike,
+    out: str | os.PathLike,
+    settings: Settings | None = None,
+) -> Definitions:
+    settings = settings or Settings(landing=landing, out=out)
+    job = define_asset_job(
+        JOB_NAME,
+        executor_def=in_process_executor,  # one writer; Polars uses both cores itself
+        description="The quarterly comparison: every extract through its contract, the "
+        "quarter's accounting, then the policy's rules.",
+    )
+    return Definitions(
+        assets=all_assets(),
+        jobs=[job],
+        schedules=[build_quarterly_schedule(JOB_NAME, settings.schedule_day)],
+        sensors=[build_landing_sensor(JOB_NAME, QUARTERS, max_age=settings.sensor_max_age)],
+        resources={
+            "paths": SafetynetPaths(landing=str(landing), out=str(out)),
+            "pseudonym": pseudonym_resource(),
+            "policy_engine": PolicyEngine(memory_limit=settings.duckdb_memory),
+        },
+    )
+
+
+@definitions
+def defs() -> Definitions:
+    """Loaded lazily by Dagster's tools (`workspace.yaml`), configured from the environment."""
+    settings = Settings.from_environment()
+    return build_definitions(settings.landing, settings.out, settings)

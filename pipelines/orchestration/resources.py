@@ -1,0 +1,120 @@
+"""Configuration, read once at the top and passed down as Dagster resources.
+
+The environment is read here and by the command line only (`Settings.from_environment`); the
+stages get what they need as arguments from the assets, which get it from these resources:
+
+- `paths`: the landing folder and the output folder (`safetynet run --landing --out`;
+  `SAFETYNET_LANDING` and `SAFETYNET_OUT` for `make ui`);
+- `pseudonym`: the province's pseudonym key, `SAFETYNET_PSEUDONYM_KEY` as a Dagster `EnvVar`:
+  its value is never written to Dagster's storage, and a run without it does not start;
+- `policy_engine`: the policy stage's engine and its memory, `SAFETYNET_DUCKDB_MEMORY` (default
+  10GB; past it DuckDB spills to `<out>/.duckdb/`);
+
+and, for the definitions themselves, `SAFETYNET_SCHEDULE_DAY` (the schedule's day, 1–28) and
+`SAFETYNET_SENSOR_MAX_AGE` (how many quarters back the landing sensor looks).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagster import ConfigurableResource, EnvVar
+
+from pipelines.core import pseudonym
+from pipelines.core.layout import Outputs
+from pipelines.policy.engine import DEFAULT_MEMORY, ENGINES
+
+KEY_ENV = "SAFETYNET_PSEUDONYM_KEY"
+DEFAULT_SCHEDULE_DAY = 15
+DEFAULT_MAX_AGE = 8  # quarters
+
+
+class SafetynetPaths(ConfigurableResource):
+    """Where the landing folders are read and the outputs written."""
+
+    landing: str
+    out: str
+
+
+class PseudonymKey(ConfigurableResource):
+    """The province's pseudonym key (it keys `person_key` and `warning_key`)."""
+
+    key: str
+
+    def value(self) -> bytes:
+        if not self.key.strip():
+            raise pseudonym.KeyMissing(missing_key_message())
+        return self.key.encode("utf-8")
+
+
+class PolicyEngine(ConfigurableResource):
+    """The policy stage's SQL engine and the memory it may use."""
+
+    engine: str = "duckdb"
+    memory_limit: str = DEFAULT_MEMORY
+
+    def name(self) -> str:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine {self.engine!r} is not one of {sorted(ENGINES)}")
+        return self.engine
+
+
+def missing_key_message() -> str:
+    return (
+        f"{KEY_ENV} is not set: safetynet needs the province's pseudonym key to write "
+        "person_key and warning_key (set it from your secret store; `make demo` uses a "
+        "demo key)"
+    )
+
+
+def key_from_environment(environ: Mapping[str, str] | None = None) -> bytes:
+    """The key as the command line checks it before a run starts."""
+    value = (os.environ if environ is None else environ).get(KEY_ENV, "")
+    if not value.strip():
+        raise pseudonym.KeyMissing(missing_key_message())
+    return value.encode("utf-8")
+
+
+def pseudonym_resource() -> PseudonymKey:
+    return PseudonymKey(key=EnvVar(KEY_ENV))
+
+
+def _int_setting(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value} is out of range {low}..{high}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment configures (the module docstring)."""
+
+    landing: Path
+    out: Path
+    schedule_day: int = DEFAULT_SCHEDULE_DAY
+    sensor_max_age: int = DEFAULT_MAX_AGE
+    duckdb_memory: str = DEFAULT_MEMORY
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        out = Path(env.get("SAFETYNET_OUT", "out/demo"))
+        landing = Path(env.get("SAFETYNET_LANDING", "") or Outputs(out).demo_landing)
+        return cls(
+            landing=Path(landing).absolute(),
+            out=Path(out).absolute(),
+            # 28 at most: every month after a quarter (Jan, Apr, Jul, Oct) has that day
+            schedule_day=_int_setting(env, "SAFETYNET_SCHEDULE_DAY", DEFAULT_SCHEDULE_DAY, 1, 28),
+            sensor_max_age=_int_setting(env, "SAFETYNET_SENSOR_MAX_AGE", DEFAULT_MAX_AGE, 0, 400),
+            duckdb_memory=env.get("SAFETYNET_DUCKDB_MEMORY", "").strip() or DEFAULT_MEMORY,
+        )

@@ -1,0 +1,183 @@
+"""The engine seam: what the policy stage asks of a SQL engine, and DuckDB's answer.
+
+The fact models (`sql/`) and the rules (`rules/catalogue/`) are SQL texts in DuckDB's dialect
+with `$name` parameters. Everything that depends on the engine running them — connecting and its
+memory, column types, reading the staging Parquet, binding parameters, handing results back as
+Arrow — is an `Engine` method; `facts.py` and `evaluate.py` call nothing else. DuckDB is the
+engine today (embedded, one process); another engine plugs in as a subclass.
+
+Column types are given as the contracts' value types (docs/contracts.md) plus `json`; each
+engine maps them to its own.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import duckdb
+import pyarrow as pa
+
+DEFAULT_MEMORY = "10GB"  # DuckDB's own; Python's frames come on top (peak RSS in bench/README.md)
+_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+
+
+class UnboundParameter(KeyError):
+    """A statement names a `$parameter` that was not bound."""
+
+
+def parameters_named(sql: str) -> set[str]:
+    """The `$names` a statement uses."""
+    return set(_PARAM.findall(sql))
+
+
+def bind(sql: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Exactly the parameters the statement names, bound; a name without a value is refused
+    (values reach SQL only as bound parameters, never formatted into it)."""
+    names = parameters_named(sql)
+    unknown = names - values.keys()
+    if unknown:
+        raise UnboundParameter(f"SQL names parameters that are not bound: {sorted(unknown)}")
+    return {n: values[n] for n in names}
+
+
+class Engine(abc.ABC):
+    """One session of a SQL engine for the policy stage (one quarter's facts and rules at a
+    time; `reset` clears it for the next)."""
+
+    name: ClassVar[str]
+    TYPES: ClassVar[dict[str, str]]  # value type -> the engine's column type
+
+    def column_type(self, value_type: str) -> str:
+        return self.TYPES[value_type]
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Drop every table and view an evaluation made, so the session can serve the next."""
+
+    @abc.abstractmethod
+    def define_macros(self, sql: str) -> None:
+        """Run the shared macros (`sql/macros.sql`)."""
+
+    @abc.abstractmethod
+    def view_of_parquet(self, table: str, path: Path, columns: Sequence[str]) -> None:
+        """`table` reads the Parquet file where a model needs it (never held whole)."""
+
+    @abc.abstractmethod
+    def create_table(self, table: str, columns: Mapping[str, str]) -> None:
+        """An empty table of the named columns (value types)."""
+
+    @abc.abstractmethod
+    def append_parquet(
+        self, table: str, path: Path, columns: Sequence[str], constants: Mapping[str, Any]
+    ) -> None:
+        """Append the Parquet file's `columns`, then the `constants` as further columns."""
+
+    @abc.abstractmethod
+    def insert_rows(self, table: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    @abc.abstractmethod
+    def create_table_as(self, table: str, sql: str, values: Mapping[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    def insert_select(self, table: str, sql: str, values: Mapping[str, Any]) -> int:
+        """Insert what the query selects; returns the rows inserted."""
+
+    @abc.abstractmethod
+    def arrow(self, sql: str, values: Mapping[str, Any] | None = None) -> pa.Table: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DuckDBEngine(Engine):
+    """DuckDB in memory, spilling to `temp_directory` past `memory_limit` (ENGINEERING.md)."""
+
+    name = "duckdb"
+    TYPES = {
+        "id": "VARCHAR",
+        "text": "VARCHAR",
+        "code": "VARCHAR",
+        "county": "VARCHAR",
+        "date": "DATE",
+        "month": "DATE",
+        "money": "DECIMAL(18, 2)",
+        "bool": "BOOLEAN",
+        "int": "BIGINT",
+        "decimal": "DOUBLE",
+        "json": "JSON",
+    }
+
+    def __init__(self, temp_directory: Path | None = None, memory_limit: str = DEFAULT_MEMORY):
+        config: dict[str, Any] = {"memory_limit": memory_limit, "preserve_insertion_order": False}
+        if temp_directory is not None:
+            Path(temp_directory).mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = str(temp_directory)
+        self.con = duckdb.connect(":memory:", config=config)
+
+    def reset(self) -> None:
+        made = self.con.execute(
+            "select view_name, 'view' from duckdb_views() where not internal and "
+            "schema_name = 'main' union all "
+            "select table_name, 'table' from duckdb_tables() where schema_name = 'main'"
+        ).fetchall()
+        for name, kind in made:
+            self.con.execute(f'drop {kind} if exists "{name}"')
+
+    def define_macros(self, sql: str) -> None:
+        self.con.execute(sql)
+
+    def view_of_parquet(self, table: str, path: Path, columns: Sequence[str]) -> None:
+        self.con.read_parquet(str(path)).project(", ".join(columns)).create_view(
+            table, replace=True
+        )
+
+    def create_table(self, table: str, columns: Mapping[str, str]) -> None:
+        spec = ", ".join(f"{c} {self.column_type(t)}" for c, t in columns.items())
+        self.con.execute(f"create or replace table {table} ({spec})")
+
+    def append_parquet(
+        self, table: str, path: Path, columns: Sequence[str], constants: Mapping[str, Any]
+    ) -> None:
+        extra = "".join(f", ${name}" for name in constants)
+        self.con.execute(
+            f"insert into {table} select {', '.join(columns)}{extra} from read_parquet($path)",
+            {**constants, "path": str(path)},
+        )
+
+    def insert_rows(self, table: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if rows:  # one insert of a whole Arrow table: `executemany` plans every row again
+            columns = [pa.array(list(values)) for values in zip(*rows, strict=True)]
+            batch = pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
+            self.con.register("_rows", batch)
+            try:
+                self.con.execute(f"insert into {table} select * from _rows")
+            finally:
+                self.con.unregister("_rows")
+
+    def create_table_as(self, table: str, sql: str, values: Mapping[str, Any]) -> None:
+        statement = f"create or replace table {table} as\n{sql}"
+        self.con.execute(statement, bind(statement, values))
+
+    def insert_select(self, table: str, sql: str, values: Mapping[str, Any]) -> int:
+        statement = f"insert into {table}\n{sql}"
+        return self.con.execute(statement, bind(statement, values)).fetchall()[0][0]
+
+    def arrow(self, sql: str, values: Mapping[str, Any] | None = None) -> pa.Table:
+        return self.con.sql(sql, params=bind(sql, values or {}) or None).to_arrow_table()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+ENGINES: dict[str, type[Engine]] = {DuckDBEngine.name: DuckDBEngine}

@@ -1,0 +1,297 @@
+"""The one evaluator: facts, then every rule of the catalogue in order, for one quarter.
+
+A rule is `NOT_EVALUATED` when an extract it reads (besides the registry and the roster, which
+every rule reads) failed or is missing for the quarter, or a parameter it uses has no value in
+effect on `E` (policy.md §3–4): it raises nothing and says why in `rule_runs`. Without the
+registry or the roster no rule is evaluated, and the quarter could not be processed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipelines.core import pseudonym
+from pipelines.core.departments import CORE_EXTRACTS
+from pipelines.core.layout import Outputs, aside
+from pipelines.policy import facts
+from pipelines.policy.catalogue import CATEGORIES, RAISED, Rule, catalogue
+from pipelines.policy.engine import DEFAULT_MEMORY, DuckDBEngine, Engine
+
+CORE = [f"{d}/{e}" for d, e in CORE_EXTRACTS]
+# one row per warning of the quarter, with the person it is shown under (outputs.md §1 columns
+# this stage knows); this frame holds identity numbers and names and stays in <q>/policy/
+WARNING_SCHEMA = {
+    "warning_key": pl.String,
+    "quarter": pl.String,
+    "rule_id": pl.String,
+    "rule_name_zh": pl.String,
+    "category": pl.String,
+    "subject_type": pl.String,
+    "id_number": pl.String,
+    "name": pl.String,
+    "household_id": pl.String,
+    "household_source": pl.String,
+    "county_code": pl.String,
+    "reason_zh": pl.String,
+    "evidence": pl.String,
+    "policy_clause": pl.String,
+    "routed_to": pl.String,
+}
+RULE_RUN_SCHEMA = {
+    "quarter": pl.String,
+    "rule_id": pl.String,
+    "status": pl.String,
+    "reason": pl.String,
+    "warnings_raised": pl.Int64,
+    "parameters": pl.String,
+    "rule_version": pl.String,
+    "window_quarters": pl.Int64,
+}
+FINDING_SCHEMA = {
+    "quarter": pl.String,
+    "county_code": pl.String,
+    "finding": pl.String,
+    "count": pl.Int64,
+}
+
+
+RAISED_COLUMNS = {
+    "rule_id": "text",
+    "category": "code",
+    "subject_type": "code",
+    "subject_id": "text",
+    "household_id": "text",
+    "household_source": "code",
+    "county_code": "county",
+    "display_id": "id",
+    "evidence": "json",
+    "reason_zh": "text",
+}
+
+
+@dataclass
+class Evaluation:
+    quarter: str
+    processed: bool  # False when the registry or the roster failed: nothing could be evaluated
+    warnings: pl.DataFrame  # WARNING_SCHEMA, personal
+    rule_runs: pl.DataFrame
+    data_findings: pl.DataFrame
+    seconds: dict[str, float]
+
+
+def evaluate(
+    sources: facts.Sources,
+    key: bytes,
+    *,
+    engine: Engine | None = None,
+    temp_directory: Path | None = None,
+    memory_limit: str = DEFAULT_MEMORY,
+) -> Evaluation:
+    """Facts, then every rule in catalogue order, for one quarter. `engine`: a session to
+    evaluate in (it is reset first and left open); without one, a DuckDB session is opened with
+    `temp_directory` and `memory_limit`, and closed after."""
+    own = engine is None
+    session = DuckDBEngine(temp_directory, memory_limit) if engine is None else engine
+    try:
+        session.reset()
+        return _evaluate(session, sources, key)
+    finally:
+        if own:
+            session.close()
+
+
+def _evaluate(engine: Engine, sources: facts.Sources, key: bytes) -> Evaluation:
+    quarter = str(sources.quarter)
+    seconds: dict[str, float] = {}
+    core_failed = sources.failed(CORE)
+    runs: list[dict[str, Any]] = []
+    if core_failed:
+        reason = "every rule reads " + ", ".join(core_failed)
+        for rule in catalogue():
+            runs.append(_run_row(quarter, rule, "NOT_EVALUATED", reason, 0, {}, None))
+        return Evaluation(
+            quarter,
+            False,
+            pl.DataFrame(schema=WARNING_SCHEMA),
+            pl.DataFrame(runs, schema=RULE_RUN_SCHEMA),
+            pl.DataFrame(schema=FINDING_SCHEMA),
+            seconds,
+        )
+    started = time.perf_counter()
+    facts.load(engine, sources)
+    seconds["load"] = round(time.perf_counter() - started, 3)
+    bound = facts.bind_parameters(engine, sources.quarter)
+    seconds.update(facts.build(engine, bound))
+    engine.create_table(RAISED, RAISED_COLUMNS)
+    for rule in catalogue():
+        started = time.perf_counter()
+        runs.append(_evaluate_rule(engine, sources, bound, rule))
+        seconds[rule.rule_id] = round(time.perf_counter() - started, 3)
+    warnings = _warnings(engine, key, quarter)
+    findings = pl.from_arrow(
+        engine.arrow("select quarter, county_code, finding, count from fct_data_findings")
+    )
+    return Evaluation(
+        quarter,
+        True,
+        warnings,
+        pl.DataFrame(runs, schema=RULE_RUN_SCHEMA),
+        findings.cast(FINDING_SCHEMA),  # type: ignore[arg-type]
+        seconds,
+    )
+
+
+def _run_row(
+    quarter: str,
+    rule: Rule,
+    status: str,
+    reason: str | None,
+    raised: int,
+    used: dict[str, Any],
+    window_quarters: int | None,
+) -> dict[str, Any]:
+    return {
+        "quarter": quarter,
+        "rule_id": rule.rule_id,
+        "status": status,
+        "reason": reason,
+        "warnings_raised": raised,
+        "parameters": json.dumps(used, ensure_ascii=False, sort_keys=True),
+        "rule_version": rule.rule_version,
+        "window_quarters": window_quarters,
+    }
+
+
+def _evaluate_rule(
+    engine: Engine, sources: facts.Sources, bound: facts.Bound, rule: Rule
+) -> dict[str, Any]:
+    quarter = str(sources.quarter)
+    used = {p: bound.used.get(p) for p in rule.parameters}
+    failed = sources.failed(list(rule.reads))
+    if failed:
+        return _run_row(quarter, rule, "NOT_EVALUATED", "needs " + ", ".join(failed), 0, used, None)
+    missing = [bound.missing[p] for p in rule.parameters if p in bound.missing]
+    if missing:
+        return _run_row(quarter, rule, "NOT_EVALUATED", "; ".join(missing), 0, used, None)
+    window_quarters = (
+        sources.window_quarters(facts.event_extracts(list(rule.reads))) if rule.window else None
+    )
+    values = {**bound.sql, "programmes": list(rule.programmes), "window_quarters": window_quarters}
+    evidence = (
+        "json_merge_patch(json_object('window_quarters', $window_quarters), evidence)"
+        if rule.window
+        else "evidence::json"
+    )
+    raised = engine.insert_select(
+        RAISED,
+        f"""select $rule_id, $category, $subject_type, subject_id, household_id, household_source,
+            county_code, display_id, {evidence}, reason_zh
+        from (\n{rule.sql}\n)""",
+        {
+            **values,
+            "rule_id": rule.rule_id,
+            "category": rule.category,
+            "subject_type": rule.subject,
+        },
+    )
+    return _run_row(quarter, rule, "EVALUATED", None, raised, used, window_quarters)
+
+
+def _warnings(engine: Engine, key: bytes, quarter: str) -> pl.DataFrame:
+    rules = {r.rule_id: r for r in catalogue()}
+    frame = engine.arrow(
+        """select raised.rule_id, raised.subject_type, raised.subject_id, raised.household_id,
+            raised.household_source, raised.county_code, raised.display_id as id_number,
+            persons.name, raised.evidence::varchar as evidence, raised.reason_zh
+        from raised
+        left join fct_persons as persons on persons.id_number = raised.display_id"""
+    )
+    frame = pl.from_arrow(frame)
+    if frame.is_empty():
+        return pl.DataFrame(schema=WARNING_SCHEMA)
+    keys = [
+        pseudonym.warning_key(key, r, t, s, subject)
+        for r, t, s, subject in frame.select(
+            "rule_id", "subject_type", "household_source", "subject_id"
+        ).iter_rows()
+    ]
+    meta = pl.DataFrame(
+        [
+            {
+                "rule_id": r.rule_id,
+                "rule_name_zh": r.name_zh,
+                "category": r.category,
+                "policy_clause": r.policy_clause,
+                "routed_to": r.routed_to,
+            }
+            for r in rules.values()
+        ]
+    )
+    return (
+        frame.with_columns(
+            pl.Series("warning_key", keys, pl.String),
+            pl.lit(quarter).alias("quarter"),
+        )
+        .join(meta, on="rule_id", how="left")
+        .select(list(WARNING_SCHEMA))
+        .cast(WARNING_SCHEMA)  # type: ignore[arg-type]
+        .sort("rule_id", "warning_key")
+    )
+
+
+def write(out: Path, evaluation: Evaluation) -> dict[str, Path]:
+    """`<q>/policy/warnings.parquet` (the raised warnings, personal: the publishing stage
+    applies the lifecycle and writes the routed files and the analyst `warnings` from it) and
+    `<q>/tables/{rule_runs,data_findings}.parquet`, each written aside and moved into place."""
+    q = Outputs(out).quarter(evaluation.quarter)
+    frames = {
+        "warnings": (q.personal_warnings, evaluation.warnings),
+        "rule_runs": (q.table("rule_runs"), evaluation.rule_runs),
+        "data_findings": (q.table("data_findings"), evaluation.data_findings),
+    }
+    for path, frame in frames.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = aside(path)
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)
+    return {name: path for name, (path, _) in frames.items()}
+
+
+def summary_text(w: pl.DataFrame, runs: pl.DataFrame, findings: pl.DataFrame) -> str:
+    """Warnings by category, rule and receiving department, and the rules not evaluated."""
+    lines = []
+    lines.append(f"warnings: {w.height:,}")
+    for category in CATEGORIES:
+        n = w.filter(pl.col("category") == category).height
+        lines.append(f"  {category:<25} {n:>8,}")
+    lines.append("by rule:")
+    for rule_id, status, raised, reason in runs.select(
+        "rule_id", "status", "warnings_raised", "reason"
+    ).iter_rows():
+        shown = f"{raised:>8,}" if status == "EVALUATED" else f"{'—':>8}  NOT_EVALUATED: {reason}"
+        lines.append(f"  {rule_id:<30}{shown}")
+    by_route = w.group_by("routed_to").len().sort("routed_to")
+    lines.append(
+        "by department: " + (", ".join(f"{r} {n:,}" for r, n in by_route.iter_rows()) or "none")
+    )
+    if findings.height:
+        totals = findings.group_by("finding").agg(pl.col("count").sum()).sort("finding")
+        lines.append("data findings: " + ", ".join(f"{f} {n:,}" for f, n in totals.iter_rows()))
+    return "\n".join(lines)
+
+
+def read_tables(out: Path, quarter: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None:
+    """The analyst tables of a published quarter (warnings, rule_runs, data_findings)."""
+    q = Outputs(out).quarter(quarter)
+    paths = [q.table(n) for n in ("warnings", "rule_runs", "data_findings")]
+    if not all(p.is_file() for p in paths):
+        return None
+    w, runs, findings = (pl.read_parquet(p) for p in paths)
+    return w, runs, findings

@@ -1,0 +1,197 @@
+"""Publishing a quarter (outputs.md §1, §3; domain.md lifecycle): the lifecycle applied to the
+quarter's raised warnings and the departments' feedback, the routed CSV files, the analyst tables,
+and the routing record the next quarter's feedback is checked against — all written aside and
+moved into place at once (`atomic.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.core import parameters, pseudonym
+from pipelines.core.departments import COORDINATION, ROUTES
+from pipelines.core.idnumbers import mask_expr
+from pipelines.core.layout import Outputs, QuarterOutputs
+from pipelines.core.quarters import Quarter
+from pipelines.policy.evaluate import RULE_RUN_SCHEMA, WARNING_SCHEMA
+from pipelines.publish import atomic, lifecycle
+
+ROUTED_COLUMNS = (
+    "warning_key",
+    "quarter",
+    "status",
+    "quarters_open",
+    "rule_id",
+    "rule_name_zh",
+    "category",
+    "subject_type",
+    "id_number",
+    "name",
+    "household_id",
+    "household_source",
+    "county_code",
+    "reason_zh",
+    "evidence",
+    "policy_clause",
+    "routed_to",
+)
+ROUTING_SCHEMA = {
+    "quarter": pl.String,
+    "warning_key": pl.String,
+    "routed_to": pl.String,
+    "county_code": pl.String,
+    "escalation_copy": pl.Boolean,
+}
+
+
+def previous_lifecycle(out: Path, quarter: Quarter) -> pl.DataFrame | None:
+    """The lifecycle rows of the latest processed quarter before this one."""
+    outputs = Outputs(out)
+    for q in reversed(outputs.quarters()):
+        path = outputs.quarter(q).table("warning_lifecycle")
+        if Quarter.parse(q) < quarter and path.is_file():
+            return pl.read_parquet(path)
+    return None
+
+
+def accepted_feedback(out: Path, quarter: Quarter) -> pl.DataFrame:
+    """The feedback rows the gate accepted this quarter, from every department's folder (the
+    free-text `note` stays in staging: it may name people)."""
+    frames = []
+    staged = Outputs(out).quarter(quarter)
+    for dept in ROUTES:  # a feedback folder is named for a receiving department (extracts.md §4)
+        path = staged.staging(dept, "feedback")
+        if path.is_file():
+            frames.append(
+                pl.read_parquet(path).select(
+                    pl.lit(str(quarter)).alias("quarter"),
+                    pl.lit(dept).alias("department"),
+                    "warning_key",
+                    "action",
+                    "action_date",
+                )
+            )
+    if not frames:
+        return pl.DataFrame(schema=lifecycle.FEEDBACK_SCHEMA)
+    return (
+        pl.concat(frames)
+        .cast(lifecycle.FEEDBACK_SCHEMA)
+        .sort(  # type: ignore[arg-type]
+            "department", "warning_key", "action_date"
+        )
+    )
+
+
+def analyst_warnings(warnings: pl.DataFrame, key: bytes) -> pl.DataFrame:
+    """The warnings as analysts may see them (outputs.md §2): no identity number and no name;
+    a pseudonymous `person_key` and the masked number instead."""
+    keys = [pseudonym.person_key(key, v) for v in warnings["id_number"].to_list()]
+    return warnings.with_columns(
+        pl.Series("person_key", keys, pl.String),
+        mask_expr(pl.col("id_number")).alias("id_masked"),
+    ).drop("id_number", "name")
+
+
+@dataclass
+class Published:
+    quarter: str
+    warnings: pl.DataFrame  # personal, with status and quarters_open
+    lifecycle: pl.DataFrame
+    routed_files: list[Path]
+    feedback_rows: int
+
+
+def publish(out: Path, quarter: Quarter, key: bytes) -> Published:
+    """Apply the lifecycle and publish the quarter's routed files and analyst tables."""
+    q = Outputs(out).quarter(quarter)
+    atomic.recover(q)
+    raised = (
+        pl.read_parquet(q.personal_warnings)
+        if q.personal_warnings.is_file()
+        else pl.DataFrame(schema=WARNING_SCHEMA)
+    )
+    runs = (
+        pl.read_parquet(q.table("rule_runs"))
+        if q.table("rule_runs").is_file()
+        else pl.DataFrame(schema=RULE_RUN_SCHEMA)
+    )
+    evaluated = set(runs.filter(pl.col("status") == "EVALUATED")["rule_id"])
+    feedback = accepted_feedback(out, quarter)
+    cycle = lifecycle.advance(
+        quarter,
+        raised,
+        evaluated,
+        feedback,
+        previous_lifecycle(out, quarter),
+        escalate_after=int(parameters.value("escalate_after_quarters", quarter.end)),
+        dismissal_quarters=int(parameters.value("dismissal_quarters", quarter.end)),
+    )
+    warnings = (
+        raised.join(
+            cycle.filter(pl.col("status").is_in(lifecycle.RAISED)).select(
+                "warning_key", "status", "quarters_open"
+            ),
+            on="warning_key",
+            how="inner",
+        )
+        .select(ROUTED_COLUMNS)
+        .sort("rule_id", "warning_key")
+    )
+    routed = _routed_rows(warnings)
+    aside = atomic.start(q)
+    files = _write_routed(aside, routed)
+    tables = {
+        aside.table("warnings"): analyst_warnings(warnings, key),
+        aside.table("warning_lifecycle"): cycle,
+        aside.table("feedback"): feedback,
+        aside.routing: routed.select(
+            pl.lit(str(quarter)).alias("quarter"),
+            "warning_key",
+            pl.col("file_department").alias("routed_to"),
+            "county_code",
+            "escalation_copy",
+        ).cast(ROUTING_SCHEMA),  # type: ignore[arg-type]
+    }
+    for path, frame in tables.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(path)
+    atomic.move_into_place(aside, q, [str(p.relative_to(aside.root)) for p in tables])
+    return Published(
+        str(quarter),
+        warnings,
+        cycle,
+        [q.root / f.relative_to(aside.root) for f in files],
+        feedback.height,
+    )
+
+
+def _routed_rows(warnings: pl.DataFrame) -> pl.DataFrame:
+    """The rows of the routed files: each warning to its department, and an ESCALATED one also
+    to the county coordination mechanism (HWP warnings are there already). The copy keeps the
+    `routed_to` of the department that owns the case."""
+    own = warnings.with_columns(
+        pl.col("routed_to").alias("file_department"), pl.lit(False).alias("escalation_copy")
+    )
+    copies = warnings.filter(
+        (pl.col("status") == "ESCALATED") & (pl.col("routed_to") != COORDINATION)
+    ).with_columns(
+        pl.lit(COORDINATION).alias("file_department"), pl.lit(True).alias("escalation_copy")
+    )
+    return pl.concat([own, copies])
+
+
+def _write_routed(aside: QuarterOutputs, routed: pl.DataFrame) -> list[Path]:
+    """`routed/<dept>/<county>.csv`, UTF-8 with BOM, sorted by rule then key (outputs.md §1)."""
+    aside.routed.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (dept, county), rows in sorted(
+        routed.partition_by(["file_department", "county_code"], as_dict=True).items()
+    ):
+        path = aside.routed_file(str(dept), str(county))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows.select(ROUTED_COLUMNS).sort("rule_id", "warning_key").write_csv(path, include_bom=True)
+        written.append(path)
+    return written

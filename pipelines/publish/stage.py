@@ -1,0 +1,39 @@
+"""Publishing as the quarterly job runs it: the quarter published, loaded into the warehouse,
+and its quality report written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.core.layout import Outputs
+from pipelines.core.quarters import Quarter
+from pipelines.publish import report, routed, warehouse
+
+
+@dataclass
+class Done:
+    published: routed.Published
+    warehouse_rows: dict[str, int]
+    report: Path
+
+
+def publish_quarter(out: Path, quarter: Quarter, key: bytes) -> Done:
+    published = routed.publish(out, quarter, key)
+    loaded = warehouse.load_quarter(out, str(quarter))
+    return Done(published, loaded, report.write_quality_report(out, str(quarter)))
+
+
+def lifecycle_text(out: Path, quarter: Quarter) -> str | None:
+    """`lifecycle: NEW n, …; k routed files under …` for a published quarter, else None."""
+    q = Outputs(out).quarter(quarter)
+    if not q.table("warning_lifecycle").is_file():
+        return None
+    counts = pl.read_parquet(q.table("warning_lifecycle")).group_by("status").len().sort("status")
+    return (
+        "lifecycle: "
+        + (", ".join(f"{s} {n:,}" for s, n in counts.iter_rows()) or "none")
+        + f"; {len(q.routed_files())} routed files under {q.routed}"
+    )

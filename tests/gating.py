@@ -1,0 +1,49 @@
+"""Running the gate in a test: one extract gated, its staging and quarantine read back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.core.contracts import Contract
+from pipelines.core.quarters import Quarter
+from pipelines.gate import extract as gate
+from pipelines.gate.reader import ROW_NUMBER
+from pipelines.generate.samples import QUARTER
+
+
+@dataclass
+class GateRun:
+    result: gate.ExtractResult
+    staging: pl.DataFrame | None
+    quarantine: pl.DataFrame | None
+
+    def reasons_by_row(self) -> dict[int, set[str]]:
+        """Quarantined row_number (1-based) -> its reasons."""
+        if self.quarantine is None:
+            return {}
+        return {
+            r[ROW_NUMBER]: set(r["reasons"])
+            for r in self.quarantine.select(ROW_NUMBER, "reasons").iter_rows(named=True)
+        }
+
+    def staged_rows(self) -> list[int]:
+        return [] if self.staging is None else sorted(self.staging[ROW_NUMBER].to_list())
+
+
+def run_gate(
+    contract: Contract,
+    landing: Path,
+    out: Path,
+    *,
+    quarter: Quarter = QUARTER,
+    **options,
+) -> GateRun:
+    """Gate one extract and read back its staging and quarantine Parquet files."""
+    checked = gate.run_extract(contract, landing, out, quarter, **options)
+    result = checked.result
+    staging = pl.read_parquet(result.staging_path) if result.staging_path else None
+    quarantine = pl.read_parquet(result.quarantine_path) if result.quarantine_path else None
+    return GateRun(result, staging, quarantine)

@@ -1,0 +1,205 @@
+"""The shape of the house (docs/architecture.md): a folder per stage, importing only the core and
+the stage before it; one module naming every path; no environment read, private Dagster import,
+`assert`, swallowed exception or mutable module state in the product's code."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from pipelines.gate import kinds
+
+PACKAGE = Path(__file__).resolve().parent.parent / "pipelines"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+# what each folder may import from the package, besides itself (docs/architecture.md)
+ALLOWED = {
+    "core": set(),
+    "gate": {"core"},
+    "policy": {"core", "gate.accounting"},  # the gate's results, through its accounting files
+    "publish": {"core", "policy.evaluate", "policy.catalogue"},  # the policy's output schemas
+    "generate": {"core", "gate.kinds", "gate.checks", "policy.catalogue"},
+    "orchestration": {"core", "gate", "policy", "publish", "generate"},
+}
+LAYOUT = {PACKAGE / "core" / "layout.py", PACKAGE / "core" / "resources.py"}
+READS_ENVIRONMENT = {
+    PACKAGE / "orchestration" / "resources.py",
+    PACKAGE / "orchestration" / "demo.py",
+}
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def _name(path: Path) -> str:
+    return path.relative_to(PACKAGE.parent).as_posix()
+
+
+def _imports(tree: ast.Module) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found += [f"{node.module}.{a.name}" for a in node.names]
+    return found
+
+
+@pytest.mark.parametrize("stage", ["gate", "policy", "publish"])
+def test_each_stage_opens_saying_what_comes_in_and_what_goes_out(stage):
+    doc = ast.get_docstring(_tree(PACKAGE / stage / "__init__.py")) or ""
+    assert "In:" in doc and "Out:" in doc, stage
+    for module in sorted((PACKAGE / stage).glob("*.py")):
+        assert ast.get_docstring(_tree(module)), _name(module)
+
+
+def test_a_stage_imports_only_the_core_and_the_outputs_of_the_stage_before_it():
+    wrong = []
+    for path in MODULES:
+        parts = path.relative_to(PACKAGE).parts
+        folder = parts[0] if len(parts) > 1 else None
+        for name in _imports(_tree(path)):
+            if name.startswith("dagster") and folder != "orchestration":
+                wrong.append(f"{_name(path)} imports {name}: Dagster is the orchestration's")
+            if not name.startswith("pipelines.") or folder is None:
+                continue
+            target = name.removeprefix("pipelines.")
+            if target.split(".")[0] == folder:
+                continue
+            allowed = ALLOWED[folder]
+            if not any(target == a or target.startswith(a + ".") for a in allowed):
+                wrong.append(f"{_name(path)} imports {name}")
+    assert wrong == []
+
+
+def test_one_module_spells_the_paths():
+    """A string as an operand of `/`, or a literal path given to `Path`, is a path spelled: only
+    `core/layout.py` (and `core/resources.py`, for the packaged data) spell them."""
+    spelled = []
+    for path in MODULES:
+        if path in LAYOUT:
+            continue
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                for side in (node.left, node.right):
+                    if isinstance(side, ast.JoinedStr) or (
+                        isinstance(side, ast.Constant) and isinstance(side.value, str)
+                    ):
+                        spelled.append(f"{_name(path)}:{node.lineno}: {ast.unparse(node)}")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "Path"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                spelled.append(f"{_name(path)}:{node.lineno}: {ast.unparse(node)}")
+    assert spelled == []
+
+
+def test_the_environment_is_read_by_the_command_line_and_the_resources_only():
+    readers = []
+    for path in MODULES:
+        if path in READS_ENVIRONMENT:
+            continue
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+                readers.append(f"{_name(path)}:{node.lineno}")
+    assert readers == []
+
+
+def test_no_private_dagster_module_assert_or_swallowed_exception():
+    found = []
+    for path in MODULES:
+        tree = _tree(path)
+        found += [f"{_name(path)} imports {n}" for n in _imports(tree) if n.startswith("dagster._")]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assert):
+                found.append(f"{_name(path)}:{node.lineno}: assert")
+            if isinstance(node, ast.ExceptHandler):
+                body = node.body
+                silent = all(
+                    isinstance(s, ast.Pass | ast.Continue)
+                    or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+                    or (isinstance(s, ast.Return) and s.value is None)
+                    for s in body
+                )
+                if silent:
+                    found.append(f"{_name(path)}:{node.lineno}: exception swallowed")
+            if isinstance(node, ast.keyword) and node.arg == "ignore_errors":
+                found.append(f"{_name(path)}:{node.lineno}: ignore_errors")
+    assert found == []
+
+
+_MUTATORS = {"append", "extend", "add", "update", "clear", "pop", "remove", "setdefault", "insert"}
+
+
+def test_no_module_level_state_is_changed_by_a_function():
+    """Module-level names are constants: no function rebinds one (`global`) or changes the
+    container it names. The one exception is `kinds.register`, which fills the registry of
+    check kinds as the module is imported."""
+    changed = []
+    for path in MODULES:
+        tree = _tree(path)
+        top = {
+            t.id
+            for node in tree.body
+            if isinstance(node, ast.Assign | ast.AnnAssign)
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(t, ast.Name)
+        }
+        for func in ast.walk(tree):
+            if not isinstance(func, ast.FunctionDef) or func.name == "register":
+                continue
+            for node in ast.walk(func):
+                if isinstance(node, ast.Global):
+                    changed.append(f"{_name(path)}:{node.lineno}: global {node.names}")
+                target = None
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                    if node.func.attr in _MUTATORS:
+                        target = node.func.value
+                elif isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
+                    targets = (
+                        node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
+                    )
+                    target = next((t.value for t in targets if isinstance(t, ast.Subscript)), None)
+                if isinstance(target, ast.Name) and target.id in top:
+                    changed.append(f"{_name(path)}:{node.lineno}: {target.id} changed")
+    assert changed == []
+
+
+def test_every_check_kind_gives_every_part_and_a_new_one_cannot_forget_one():
+    for name, kind in kinds.KINDS.items():
+        assert kind.name == name and kind.arises in (
+            "required",
+            "value_type",
+            "column_rule",
+            "row_rule",
+            "key",
+        )
+    assert {k.arises for k in kinds.KINDS.values()} == {
+        "required",
+        "value_type",
+        "column_rule",
+        "row_rule",
+        "key",
+    }
+
+    class Forgetful(kinds.Kind):  # no plant
+        name = "forgetful"
+        arises = "column_rule"
+
+        def expected(self, contract, column, a, ctx):
+            return "x"
+
+        def failure(self, check, contract, ctx):
+            raise NotImplementedError
+
+        def expectation(self, check, contract, *, settled):
+            return None
+
+    with pytest.raises(TypeError, match="plant"):
+        kinds.register(Forgetful)
+    assert "forgetful" not in kinds.KINDS

@@ -43,6 +43,7 @@ SLOW_FIRST = (
     "test_policy_end_to_end.py",
     "test_generate.py",
     "test_definitions.py",
+    "test_catalogue.py",
 )
 
 

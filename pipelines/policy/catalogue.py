@@ -218,7 +218,7 @@ def _check(rule: Rule, where: str, rule_ids: set[str]) -> None:
     if (RAISED in reads.tables) != bool(rule.after):
         fail(
             "the SQL reads raised without after naming the rules whose warnings it reads"
-            if rule.after
+            if RAISED in reads.tables
             else "after names rules but the SQL does not read raised"
         )
     if set(rule.after) - rule_ids:

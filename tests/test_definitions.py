@@ -114,3 +114,17 @@ def test_rerunning_a_quarter_gives_the_same_tables(tmp_path):
     assert pl.read_parquet(out / "2026Q3" / "tables" / "extract_quality.parquet").equals(first)
     assert pl.read_parquet(out / "2026Q3" / "staging" / "mps" / "residents.parquet").equals(staged)
     assert Path(out / "2026Q3" / "staging" / "mps" / "residents.parquet").exists()
+
+
+def test_the_definitions_dagster_loads_are_configured_from_the_environment(tmp_path, monkeypatch):
+    """`workspace.yaml` (and `make ui`) load `defs` lazily, configured by the environment."""
+    from pipelines.orchestration.definitions import defs
+    from pipelines.orchestration.schedules import SCHEDULE_NAME
+
+    monkeypatch.setenv("SAFETYNET_OUT", str(tmp_path / "out"))
+    monkeypatch.setenv("SAFETYNET_SCHEDULE_DAY", "20")
+    loaded = defs()
+    assert loaded.resolve_job_def(JOB_NAME).partitions_def == QUARTERS
+    assert loaded.resolve_schedule_def(SCHEDULE_NAME).cron_schedule == "0 2 20 1,4,7,10 *"
+    keys = {k.to_user_string() for k in loaded.resolve_asset_graph().get_all_asset_keys()}
+    assert {"mps/residents", "policy/warnings", "outputs/published"} <= keys

@@ -95,7 +95,8 @@ def _exact(value: Any) -> Any:
     return value
 
 
-def _kind_of(unit: str) -> str | None:
+def unit_kind(unit: str) -> str | None:
+    """What kind of number a unit's values are (`UNITS`): amount, whole, fraction or positive."""
     for word in sorted(UNITS, key=len, reverse=True):
         if unit == word or unit.startswith(word + " "):
             return UNITS[word]
@@ -152,7 +153,7 @@ def load_parameter(path: Path) -> Parameter:
     if name != path.stem:
         fail(f"the file must be named {name}.yaml")
     unit = str(doc.get("unit") or "").strip()
-    kind = _kind_of(unit)
+    kind = unit_kind(unit)
     if kind is None:
         fail(f"unit {unit!r} is not one of {sorted(UNITS)} (optionally followed by words)")
     if not str(doc.get("reference") or "").strip():

@@ -41,7 +41,7 @@ from pipelines.core import parameters as policy_parameters
 from pipelines.core.contracts import all_contracts, extract_contracts
 from pipelines.core.departments import CORE_EXTRACTS, ROSTER, ROUTES
 from pipelines.core.resources import CATALOGUE_DIR
-from pipelines.policy.facts import MODELS, model_sql, table_name
+from pipelines.policy.facts import MODELS, model_sql, parameter_tables, table_name
 
 CATEGORIES = (
     "POLICY_NOT_IMPLEMENTED",
@@ -51,11 +51,6 @@ CATEGORIES = (
 )
 SUBJECTS = ("PERSON", "HOUSEHOLD")
 RAISED = "raised"  # the warnings raised so far this quarter (for the suppressing rules)
-# tables the evaluator makes from parameters -> the parameters they hold
-PARAMETER_TABLES = {
-    "programme_parameters": ("vehicle_value_limit", "medical_assistance_deductible"),
-    "county_standards": ("dibao_standard",),
-}
 # `$names` the evaluator binds itself, besides the parameters
 EVALUATOR_VALUES = ("quarter", "quarter_end", "programmes", "window_quarters")
 
@@ -131,9 +126,9 @@ def _parameters_of(reads: Reads) -> set[str]:
     for name in reads.values - set(EVALUATOR_VALUES):
         base = name.removesuffix("_min").removesuffix("_max")
         used.add(base if base in known and known[base].keyed_by == "range" else name)
-    for table, held in PARAMETER_TABLES.items():
+    for table, held in parameter_tables().items():
         if table in reads.tables:
-            used |= {p for p in held if p in reads.columns or len(held) == 1}
+            used |= {p for p in held if p in reads.columns}
     return used
 
 
@@ -152,7 +147,7 @@ def model_reads() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
             elif table in out:
                 ext |= out[table][0]
                 params |= out[table][1]
-            elif table not in PARAMETER_TABLES:
+            elif table not in parameter_tables():
                 raise CatalogueError(f"{model}.sql reads {table}, which no earlier model makes")
         out[model] = (frozenset(ext), frozenset(params))
     return out
@@ -189,7 +184,7 @@ def _check(rule: Rule, where: str, rule_ids: set[str]) -> None:
         elif table in models:
             reachable |= models[table][0]
             parameters_used |= models[table][1]
-        elif table not in PARAMETER_TABLES and table != RAISED:
+        elif table not in parameter_tables() and table != RAISED:
             fail(f"the SQL reads {table}: not a fact model, an extract or a parameter table")
     unreachable = sorted(set(rule.reads) - reachable)
     if unreachable:

@@ -39,6 +39,20 @@ MODELS = (
 WINDOW = 4  # quarters in W: the quarter and the three before it (policy.md, notation)
 # parameters that are not the policy engine's (the gate's and the lifecycle's)
 NOT_BOUND = {"max_quarantine_share", "min_snapshot_ratio", "escalate_after_quarters"}
+# where keyed parameters reach SQL: one row per programme, a column per programme-keyed
+# parameter; one row per county in force in E's year, a column per area-keyed parameter
+PROGRAMME_TABLE = "programme_parameters"
+AREA_TABLE = "county_standards"
+_COLUMN_TYPE = {"amount": "money", "whole": "int"}  # else decimal (parameters.UNITS)
+
+
+def parameter_tables() -> dict[str, tuple[str, ...]]:
+    """The tables keyed parameters are bound as -> the parameters they hold (their columns)."""
+    every = parameters.parameters()
+    return {
+        table: tuple(n for n, p in every.items() if p.keyed_by == kind and n not in NOT_BOUND)
+        for table, kind in ((PROGRAMME_TABLE, "program"), (AREA_TABLE, "area"))
+    }
 
 Key = tuple[str, str, str]  # (quarter, department, extract)
 
@@ -132,14 +146,15 @@ class Bound:
 
 def bind_parameters(engine: Engine, quarter: Quarter) -> Bound:
     """Scalars become `$name` (ranges `$name_min`, `$name_max`); per-programme values the table
-    `programme_parameters`; the dibao standard the table `county_standards` (county overrides
-    prefecture)."""
+    `programme_parameters` (a column per parameter); per-area values the table
+    `county_standards` (a column per parameter, the county's own value overriding its
+    prefecture's)."""
     day = quarter.end
     sql: dict[str, Any] = {"quarter": str(quarter), "quarter_end": day}
     used: dict[str, Any] = {}
     missing: dict[str, str] = {}
     by_program: dict[str, dict[str, Any]] = {}
-    standards: list[tuple[str, Decimal]] = []
+    by_county: dict[str, dict[str, Decimal]] = {}
     for name, p in parameters.parameters().items():
         if name in NOT_BOUND:
             continue
@@ -153,7 +168,7 @@ def bind_parameters(engine: Engine, quarter: Quarter) -> Bound:
                 if value is None:
                     break
                 try:
-                    standards.append((county, p.for_area(county, day)))
+                    by_county.setdefault(county, {})[name] = p.for_area(county, day)
                 except parameters.ParameterMissing as e:
                     missing[name] = str(e)
             used[name] = {k: _json(v) for k, v in (value or {}).items()}
@@ -168,27 +183,14 @@ def bind_parameters(engine: Engine, quarter: Quarter) -> Bound:
         else:
             sql[name] = value
             used[name] = _json(value)
-    engine.create_table(
-        "programme_parameters",
-        {
-            "program": "code",
-            "vehicle_value_limit": "money",
-            "medical_assistance_deductible": "money",
-        },
-    )
-    engine.insert_rows(
-        "programme_parameters",
-        [
-            (
-                program,
-                by_program[program].get("vehicle_value_limit"),
-                by_program[program].get("medical_assistance_deductible"),
-            )
-            for program in sorted(by_program)
-        ],
-    )
-    engine.create_table("county_standards", {"county_code": "county", "dibao_standard": "money"})
-    engine.insert_rows("county_standards", standards)
+    every = parameters.parameters()
+    for table, key, held, rows in (
+        (PROGRAMME_TABLE, ("program", "code"), parameter_tables()[PROGRAMME_TABLE], by_program),
+        (AREA_TABLE, ("county_code", "county"), parameter_tables()[AREA_TABLE], by_county),
+    ):
+        types = {n: _COLUMN_TYPE.get(parameters.unit_kind(every[n].unit), "decimal") for n in held}
+        engine.create_table(table, {key[0]: key[1], **types})
+        engine.insert_rows(table, [(k, *(rows[k].get(n) for n in held)) for k in sorted(rows)])
     return Bound(sql, used, missing)
 
 

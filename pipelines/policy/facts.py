@@ -54,6 +54,7 @@ def parameter_tables() -> dict[str, tuple[str, ...]]:
         for table, kind in ((PROGRAMME_TABLE, "program"), (AREA_TABLE, "area"))
     }
 
+
 Key = tuple[str, str, str]  # (quarter, department, extract)
 
 

@@ -65,6 +65,9 @@ class Contract:
     rules: tuple[Rule, ...]  # row-level rules spanning columns (schema `quality[]`)
     path: Path = field(compare=False)
     business_name: str = ""
+    # whether more than `max_quarantine_share` of the rows quarantined fails the whole file
+    # (extracts.md §2); not for feedback, whose answers each stand on their own (spec, Settled)
+    weighs_quarantine_share: bool = True
 
     @property
     def name(self) -> str:
@@ -157,6 +160,7 @@ def load_contract(path: Path) -> Contract:
         rules=tuple(_rule(r, f"{where}: schema") for r in obj.get("quality") or []),
         path=path,
         business_name=obj.get("businessName", ""),
+        weighs_quarantine_share=bool(meta.get("maxQuarantineShareApplies", True)),
     )
     if path.name != f"{contract.name}.odcs.yaml":
         raise ContractError(f"{where}: file name must be {contract.name}.odcs.yaml")

@@ -280,7 +280,7 @@ def _share_and_snapshot(
         return [FileProblem("file.parameter_missing", f"{where}: {e}")]
     problems = []
     share = bad / received
-    if bad > limit * received:  # exact: the limit is a decimal
+    if contract.weighs_quarantine_share and bad > limit * received:  # exact: limit is a decimal
         problems.append(
             FileProblem(
                 "file.quarantine_share",

@@ -18,9 +18,8 @@ The schedule (`SCHEDULE`; the table with the expected outcomes is in docs/genera
 - `rural_pos` is never answered: `ESCALATED` from k=2.
 
 county_coordination answers at k=3 about keys ESCALATED at k=2, whose copies were routed to it.
-mohurd's k=1 file holds only the two rows the gate must quarantine, so it also fails as a file
-(`file.quarantine_share`: more than 5 % of its rows quarantined); a file that passed with them
-would need some forty answers, and a department has a handful of planted keys.
+mohurd's k=1 file holds only the two rows the gate must quarantine: it passes with both
+quarantined (`max_quarantine_share` does not apply to feedback), and neither answer counts.
 
 A slot is planted only while its role's positive case is planted in every quarter of the run up
 to the one concerned (at `test` scale some cases are absent). Departments with a manifest

@@ -123,7 +123,7 @@ def _catalogue(tmp_path: Path, rule_id: str, edit) -> Path:
 
 def test_the_shipped_catalogue_agrees_with_its_sql():
     rules = catalogue.catalogue()
-    assert len(rules) == 19
+    assert len(rules) == len(list(CATALOGUE_DIR.glob("*.yaml"))) >= 19
     # every rule scoped to programmes binds them; the others do not
     assert {r.rule_id for r in rules if r.programmes} == {
         r.rule_id for r in rules if "$programmes" in r.sql
@@ -261,7 +261,8 @@ def test_a_rule_raises_the_same_warnings_when_an_extract_it_does_not_declare_is_
     each extract, its accepted rows are taken away (still PASSED, so every rule is evaluated):
     a rule that does not declare the extract must raise exactly the same subjects. A rule that
     did depend on it undeclared would, when the extract failed, read "nobody" instead of being
-    NOT_EVALUATED (policy.md §4)."""
+    NOT_EVALUATED (policy.md §4). A rule that reads the warnings of others (`after`) also
+    depends on what they read."""
     import dataclasses
 
     from pipelines.core import pseudonym
@@ -294,13 +295,74 @@ def test_a_rule_raises_the_same_warnings_when_an_extract_it_does_not_declare_is_
             for rule_id in set(base) | set(now):
                 if base.get(rule_id, set()) != now.get(rule_id, set()):
                     changed.setdefault(rule_id, set()).add(name)
+    rules = {r.rule_id: r for r in catalogue.catalogue()}
+
+    def declared_by(rule_id: str) -> set[str]:
+        rule = rules[rule_id]
+        return set(rule.reads).union(*(declared_by(a) for a in rule.after))
+
     undeclared = {
-        r.rule_id: sorted(changed.get(r.rule_id, set()) - set(r.reads))
-        for r in catalogue.catalogue()
-        if changed.get(r.rule_id, set()) - set(r.reads)
+        rule_id: sorted(changed.get(rule_id, set()) - declared_by(rule_id))
+        for rule_id in rules
+        if changed.get(rule_id, set()) - declared_by(rule_id)
     }
     assert undeclared == {}
     # and the data does exercise the declarations this guards
     assert {"hrss/employment", "mnr/properties", "nhsa/settlements"} <= changed["NE_DIBAO"]
     assert {"hrss/employment", "hrss/pensions"} <= changed["NLE_INCOME"]
     assert changed["PNI_EDUCATION_AID"] == {"moe/students", "moe/student_aid"}
+
+
+def test_a_rule_raises_the_same_warnings_when_a_parameter_it_does_not_declare_has_no_value(
+    gated_quarter,
+):
+    """The same for parameters: each policy parameter in turn is given no value in effect on the
+    quarter's end (bound as NULL, as policy.md §3 has it). A rule that declares it is
+    NOT_EVALUATED; a rule that does not must raise exactly the same subjects — else it used the
+    parameter undeclared (in its own SQL or through a fact model) and would silently run on a
+    NULL. A rule that reads the warnings of others (`after`: the suppressions of policy.md §2)
+    also depends on what they declare: with them not evaluated it has nothing to suppress."""
+    import dataclasses
+    import datetime as dt
+
+    from pipelines.core import pseudonym
+    from pipelines.policy import evaluate
+    from pipelines.policy.engine import DuckDBEngine
+    from pipelines.policy.facts import NOT_BOUND
+
+    key = pseudonym.DEMO_KEY.encode()
+    shipped = parameters.parameters()
+    later = gated_quarter.quarter.end + dt.timedelta(days=1)
+
+    def subjects() -> tuple[dict[str, set[tuple]], set[str]]:
+        ev = evaluate.evaluate(gated_quarter, key, engine=engine)
+        out: dict[str, set[tuple]] = {}
+        for rule_id, *subject in ev.warnings.select(
+            "rule_id", "id_number", "household_id"
+        ).iter_rows():
+            out.setdefault(rule_id, set()).add(tuple(subject))
+        skipped = set(ev.rule_runs.filter(ev.rule_runs["status"] == "NOT_EVALUATED")["rule_id"])
+        return out, skipped
+
+    rules = {r.rule_id: r for r in catalogue.catalogue()}
+
+    def declared_by(rule_id: str) -> set[str]:
+        rule = rules[rule_id]
+        return set(rule.parameters).union(*(declared_by(a) for a in rule.after))
+
+    undeclared: dict[str, list[str]] = {}
+    with DuckDBEngine() as engine, pytest.MonkeyPatch.context() as patch:
+        base, skipped = subjects()
+        assert skipped == set()
+        for name in sorted(set(shipped) - NOT_BOUND):
+            gone = dataclasses.replace(
+                shipped[name], values=tuple((later, v) for _, v in shipped[name].values)
+            )
+            patch.setattr(parameters, "parameters", lambda *a, n=name, g=gone: {**shipped, n: g})
+            now, skipped = subjects()
+            for r in rules.values():
+                assert (r.rule_id in skipped) == (name in r.parameters), (name, r.rule_id)
+                changed = base.get(r.rule_id, set()) != now.get(r.rule_id, set())
+                if changed and name not in declared_by(r.rule_id):
+                    undeclared.setdefault(r.rule_id, []).append(name)
+    assert undeclared == {}

@@ -10,14 +10,61 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from pipelines.core.departments import CORE_EXTRACTS
 from pipelines.core.layout import Outputs, aside
-from pipelines.gate.extract import ExtractResult
+
+PASSED, FAILED, MISSING = "PASSED", "FAILED", "MISSING"
+
+
+@dataclass
+class ExtractResult:
+    """One row of `extract_quality` plus what the quality reports need."""
+
+    quarter: str
+    department: str
+    extract: str
+    contract_version: str
+    status: str = MISSING
+    file_name: str | None = None
+    file_format: str | None = None
+    encoding: str | None = None
+    sha256: str | None = None
+    rows_received: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    failure_reasons: list[str] = field(default_factory=list)
+    extra_columns: list[str] = field(default_factory=list)
+    reason_rows: dict[str, int] = field(default_factory=dict)  # reason -> rows carrying it
+    reason_examples: dict[str, list[str]] = field(default_factory=dict)  # masked
+    staging_path: str | None = None
+    quarantine_path: str | None = None
+
+    def quality_row(self) -> dict:
+        row = asdict(self)
+        for k in ("reason_rows", "reason_examples", "staging_path", "quarantine_path"):
+            row.pop(k)
+        row["failure_reasons"] = "; ".join(self.failure_reasons)
+        row["extra_columns"] = ", ".join(self.extra_columns)
+        return row
+
+    def reason_table(self) -> list[dict]:
+        return [
+            {
+                "quarter": self.quarter,
+                "department": self.department,
+                "extract": self.extract,
+                "reason": reason,
+                "rows": rows,
+                "examples": " | ".join(self.reason_examples.get(reason, [])),
+            }
+            for reason, rows in sorted(self.reason_rows.items())
+        ]
+
 
 QUALITY_COLUMNS = {
     "quarter": pl.String,

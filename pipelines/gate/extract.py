@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -19,57 +19,22 @@ from pipelines.core.contracts import Contract, as_sent_by
 from pipelines.core.layout import Landing, Outputs, aside
 from pipelines.core.quarters import Quarter
 from pipelines.gate import reader as ingest
+from pipelines.gate.accounting import FAILED, MISSING, PASSED, ExtractResult
 from pipelines.gate.checks import Check, CheckContext, compile_checks, cross_row_context, evaluate
 from pipelines.gate.reader import ROW_NUMBER, FileProblem
 
-PASSED, FAILED, MISSING = "PASSED", "FAILED", "MISSING"
+# the statuses and the accounting row are the accounting's; the gate's callers find them here too
+__all__ = [
+    "FAILED",
+    "MISSING",
+    "PASSED",
+    "AccountingError",
+    "Checked",
+    "ExtractResult",
+    "run_extract",
+]
 EXAMPLES_PER_REASON = 3
 SOURCE_FILE = "source_file"
-
-
-@dataclass
-class ExtractResult:
-    """One row of `extract_quality` plus what the quality reports need."""
-
-    quarter: str
-    department: str
-    extract: str
-    contract_version: str
-    status: str = MISSING
-    file_name: str | None = None
-    file_format: str | None = None
-    encoding: str | None = None
-    sha256: str | None = None
-    rows_received: int = 0
-    rows_accepted: int = 0
-    rows_quarantined: int = 0
-    failure_reasons: list[str] = field(default_factory=list)
-    extra_columns: list[str] = field(default_factory=list)
-    reason_rows: dict[str, int] = field(default_factory=dict)  # reason -> rows carrying it
-    reason_examples: dict[str, list[str]] = field(default_factory=dict)  # masked
-    staging_path: str | None = None
-    quarantine_path: str | None = None
-
-    def quality_row(self) -> dict:
-        row = asdict(self)
-        for k in ("reason_rows", "reason_examples", "staging_path", "quarantine_path"):
-            row.pop(k)
-        row["failure_reasons"] = "; ".join(self.failure_reasons)
-        row["extra_columns"] = ", ".join(self.extra_columns)
-        return row
-
-    def reason_table(self) -> list[dict]:
-        return [
-            {
-                "quarter": self.quarter,
-                "department": self.department,
-                "extract": self.extract,
-                "reason": reason,
-                "rows": rows,
-                "examples": " | ".join(self.reason_examples.get(reason, [])),
-            }
-            for reason, rows in sorted(self.reason_rows.items())
-        ]
 
 
 @dataclass

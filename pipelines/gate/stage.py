@@ -37,11 +37,14 @@ def gate_extract(
     *,
     department: str | None = None,
     routed_warning_keys: frozenset[str] | None = None,
+    render_data_docs: bool = True,
     log: logging.Logger | logging.LoggerAdapter,
 ) -> Gated:
     """Gate one extract, validate it with Great Expectations and save its result for the
     accounting. An unexpected error in our own code fails this extract (with the error named,
-    scrubbed of identity numbers, in `log`), never the quarter."""
+    scrubbed of identity numbers, in `log`), never the quarter. `render_data_docs=False` stores
+    the validation without rendering its Data Docs pages: for a caller that has `account`
+    rebuild the whole site afterwards."""
     dept = department or contract.department
     previous = accounting.previous_accepted(out, str(quarter.previous()), dept, contract.extract)
     try:
@@ -69,6 +72,7 @@ def gate_extract(
                     checked.ctx,
                     checked.checks,
                     department=dept,
+                    update_data_docs=render_data_docs,
                 )
         finally:
             checked.close()
@@ -110,7 +114,12 @@ def routed_keys(out: Path, before: Quarter) -> dict[str, frozenset[str]]:
 
 
 def gate_feedback(
-    landing: Path, out: Path, quarter: Quarter, *, log: logging.Logger | logging.LoggerAdapter
+    landing: Path,
+    out: Path,
+    quarter: Quarter,
+    *,
+    render_data_docs: bool = True,
+    log: logging.Logger | logging.LoggerAdapter,
 ) -> list[ExtractResult]:
     """Each receiving department's feedback file (extracts.md §4) through the feedback contract,
     with the keys routed to that department in earlier quarters. A department that sent none
@@ -131,6 +140,7 @@ def gate_feedback(
             quarter,
             department=dept,
             routed_warning_keys=history.get(dept, frozenset()),
+            render_data_docs=render_data_docs,
             log=log,
         )
         results.append(gated.result)

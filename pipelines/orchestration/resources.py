@@ -25,7 +25,7 @@ from dagster import ConfigurableResource, EnvVar
 
 from pipelines.core import pseudonym
 from pipelines.core.layout import Outputs
-from pipelines.policy.engine import DEFAULT_MEMORY, ENGINES
+from pipelines.policy.engine import DEFAULT_MEMORY
 
 KEY_ENV = "SAFETYNET_PSEUDONYM_KEY"
 DEFAULT_SCHEDULE_DAY = 15
@@ -53,13 +53,8 @@ class PseudonymKey(ConfigurableResource):
 class PolicyEngine(ConfigurableResource):
     """The policy stage's SQL engine and the memory it may use."""
 
-    engine: str = "duckdb"
+    engine: str = "duckdb"  # one of policy.engine.ENGINES
     memory_limit: str = DEFAULT_MEMORY
-
-    def name(self) -> str:
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine {self.engine!r} is not one of {sorted(ENGINES)}")
-        return self.engine
 
 
 def missing_key_message() -> str:

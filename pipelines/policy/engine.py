@@ -46,7 +46,8 @@ def bind(sql: str, values: Mapping[str, Any]) -> dict[str, Any]:
 
 class Engine(abc.ABC):
     """One session of a SQL engine for the policy stage (one quarter's facts and rules at a
-    time; `reset` clears it for the next)."""
+    time; `reset` clears it for the next). An engine is opened as
+    `Engine(temp_directory, memory_limit)`: where it may spill, and how much memory it may use."""
 
     name: ClassVar[str]
     TYPES: ClassVar[dict[str, str]]  # value type -> the engine's column type

@@ -38,7 +38,12 @@ MODELS = (
 )
 WINDOW = 4  # quarters in W: the quarter and the three before it (policy.md, notation)
 # parameters that are not the policy engine's (the gate's and the lifecycle's)
-NOT_BOUND = {"max_quarantine_share", "min_snapshot_ratio", "escalate_after_quarters"}
+NOT_BOUND = {
+    "max_quarantine_share",
+    "min_snapshot_ratio",
+    "escalate_after_quarters",
+    "dismissal_quarters",
+}
 # where keyed parameters reach SQL: one row per programme, a column per programme-keyed
 # parameter; one row per county in force in E's year, a column per area-keyed parameter
 PROGRAMME_TABLE = "programme_parameters"

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# The pytest-xdist workers share the machine's cores (one worker per core): each worker's Polars
+# gets one thread instead of a pool per core in every worker. Set before Polars is imported.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ CASES = rulecase.load_cases(Path(__file__).parent / "rule_cases")
 
 @pytest.fixture(scope="session")
 def duckdb_session():
-    """One DuckDB session per test process (each pytest-xdist worker), reset for every case."""
-    with DuckDBEngine() as engine:
+    """One DuckDB session per test process (each pytest-xdist worker, one thread each: the
+    workers share the cores), reset for every case."""
+    with DuckDBEngine(threads=1) as engine:
         yield engine
 
 

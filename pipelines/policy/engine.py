@@ -101,7 +101,8 @@ class Engine(abc.ABC):
 
 
 class DuckDBEngine(Engine):
-    """DuckDB in memory, spilling to `temp_directory` past `memory_limit` (ENGINEERING.md)."""
+    """DuckDB in memory, spilling to `temp_directory` past `memory_limit` (ENGINEERING.md), on
+    `threads` threads (default: one per core)."""
 
     name = "duckdb"
     TYPES = {
@@ -118,8 +119,16 @@ class DuckDBEngine(Engine):
         "json": "JSON",
     }
 
-    def __init__(self, temp_directory: Path | None = None, memory_limit: str = DEFAULT_MEMORY):
+    def __init__(
+        self,
+        temp_directory: Path | None = None,
+        memory_limit: str = DEFAULT_MEMORY,
+        *,
+        threads: int | None = None,
+    ):
         config: dict[str, Any] = {"memory_limit": memory_limit, "preserve_insertion_order": False}
+        if threads is not None:
+            config["threads"] = threads
         if temp_directory is not None:
             Path(temp_directory).mkdir(parents=True, exist_ok=True)
             config["temp_directory"] = str(temp_directory)

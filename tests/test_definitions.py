@@ -128,3 +128,23 @@ def test_the_definitions_dagster_loads_are_configured_from_the_environment(tmp_p
     assert loaded.resolve_schedule_def(SCHEDULE_NAME).cron_schedule == "0 2 20 1,4,7,10 *"
     keys = {k.to_user_string() for k in loaded.resolve_asset_graph().get_all_asset_keys()}
     assert {"mps/residents", "policy/warnings", "outputs/published"} <= keys
+
+
+def test_a_broken_packaged_file_stops_the_run_before_it_starts_naming_the_file(
+    tmp_path, monkeypatch, capsys
+):
+    """The contracts, parameters and rules are checked when the definitions load: a broken one
+    (here a parameter file) refuses the run with one line naming it, exit 2, nothing written."""
+    from pipelines.core import parameters
+
+    def broken(*args, **kwargs):
+        raise parameters.ParameterError("dibao_standard.yaml: parameter dibao_standard: unit ''")
+
+    monkeypatch.setattr(parameters, "parameters", broken)
+    (tmp_path / "landing" / "2026Q3").mkdir(parents=True)
+    code = cli.run(tmp_path / "landing", tmp_path / "out", [Quarter.parse("2026Q3")])
+    printed = capsys.readouterr().out
+    assert code == 2
+    assert "safetynet: dibao_standard.yaml: parameter dibao_standard" in printed
+    assert "Traceback" not in printed
+    assert not (tmp_path / "out" / "2026Q3").exists()

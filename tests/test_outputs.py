@@ -173,6 +173,32 @@ def test_a_run_killed_mid_publish_leaves_the_published_quarter_readable(out, pse
     assert pl.read_csv(moe, infer_schema=False)["id_number"].to_list() == [IDS["B"]]
 
 
+def test_a_leftover_that_cannot_be_removed_leaves_the_quarter_published(
+    out, pseudonym_key, monkeypatch, caplog
+):
+    """Removing the replaced routed folder comes after the new one is in place: if it fails
+    (a file held open), the quarter is published all the same, the failure is logged, and the
+    next run of the quarter removes the leftover."""
+    import shutil
+
+    _three_quarters(out, pseudonym_key.encode())
+    real = shutil.rmtree
+
+    def refuse(path, *args, **kwargs):
+        if "routed.old-" in str(path):
+            raise PermissionError(13, "held open", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", refuse)
+    outputs.publish(out, Q3, pseudonym_key.encode())
+    assert list((out / str(Q3)).glob("routed.old-*"))
+    assert (out / str(Q3) / "routed" / "moe" / "350102.csv").is_file()
+    assert "not removed" in caplog.text
+    monkeypatch.setattr(shutil, "rmtree", real)
+    outputs.publish(out, Q3, pseudonym_key.encode())
+    assert not list((out / str(Q3)).glob("routed.old-*"))
+
+
 def test_a_run_killed_between_the_two_renames_gets_the_old_folder_back(out, pseudonym_key):
     _three_quarters(out, pseudonym_key.encode())
     routed = out / str(Q3) / "routed"

@@ -119,6 +119,11 @@ def load_contract(path: Path) -> Contract:
     kind = meta.get("kind")
     if kind not in KINDS:
         raise ContractError(f"{where}: customProperties.kind must be one of {sorted(KINDS)}")
+    weighs_share = meta.get("maxQuarantineShareApplies", True)
+    if not isinstance(weighs_share, bool):
+        raise ContractError(
+            f"{where}: customProperties.maxQuarantineShareApplies must be true/false"
+        )
     date_formats = tuple(meta.get("dateFormats") or ["YYYY-MM-DD"])
     if not set(date_formats) <= DATE_FORMATS:
         raise ContractError(f"{where}: dateFormats must be among {sorted(DATE_FORMATS)}")
@@ -160,7 +165,7 @@ def load_contract(path: Path) -> Contract:
         rules=tuple(_rule(r, f"{where}: schema") for r in obj.get("quality") or []),
         path=path,
         business_name=obj.get("businessName", ""),
-        weighs_quarantine_share=bool(meta.get("maxQuarantineShareApplies", True)),
+        weighs_quarantine_share=weighs_share,
     )
     if path.name != f"{contract.name}.odcs.yaml":
         raise ContractError(f"{where}: file name must be {contract.name}.odcs.yaml")

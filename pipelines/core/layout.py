@@ -98,10 +98,6 @@ class QuarterOutputs:
 
     root: Path
 
-    @property
-    def name(self) -> str:
-        return self.root.name
-
     # -- the gate
     @property
     def gate_results(self) -> Path:
@@ -223,13 +219,9 @@ class Outputs:
     def duckdb_spill(self) -> Path:
         return Path(self.root) / ".duckdb"
 
-    def data_docs_link(self) -> str:
-        """The Data Docs index as a relative link from a quarter's folder (the report's)."""
-        return Path(os.path.relpath(self.data_docs_index, self.quarter("2000Q1").root)).as_posix()
 
-
-# <out>/data_docs/index.html as the quality report of a quarter links it
-DATA_DOCS_FROM_QUARTER = Outputs(Path(".")).data_docs_link()
+# <out>/data_docs/index.html as the quality report in <out>/<quarter>/ links it
+DATA_DOCS_FROM_QUARTER = "../data_docs/index.html"
 
 
 def aside(path: Path, pid: int | None = None) -> Path:

@@ -184,21 +184,20 @@ class _Validation:
     """The validation running: what its custom metrics need besides the columns GE hands them.
     `flags` are the custom checks of the batch being validated, evaluated together once: GE asks
     each custom expectation's metric in turn, and evaluating the gate's Polars code once per
-    batch instead of once per expectation makes validation several times faster. `error` is
-    what that evaluation raised: every custom expectation of the batch then raises it, so GE
-    reports it against the expectations it breaks (not as one opaque failure)."""
+    batch instead of once per expectation makes validation several times faster. When that
+    evaluation fails, each custom expectation evaluates its own check instead, so GE reports an
+    error against the expectations it breaks, not as one opaque failure of them all."""
 
     contract: Contract
     ctx: CheckContext
     checks: dict[str, Check]  # by reason
     height: int = 0
     flags: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
-    error: Exception | None = None
 
     def evaluate_batch(self, part: pl.DataFrame, custom: list[Check]) -> None:
         present = set(part.columns)
         custom = [c for c in custom if set(c.columns) <= present]
-        self.height, self.flags, self.error = part.height, {}, None
+        self.height, self.flags = part.height, {}
         if not custom:
             return
         try:
@@ -207,8 +206,15 @@ class _Validation:
                 .select([c.reason for c in custom])
                 .collect()
             )
-        except Exception as e:  # noqa: BLE001 - raised again by each custom expectation
-            self.error = e
+        except Exception as e:  # noqa: BLE001 - each expectation then evaluates its own check
+            logger.warning(
+                "%s %s: the batch's checks failed together (%s: %s); each expectation "
+                "evaluates its own",
+                self.ctx.quarter,
+                self.contract.name,
+                type(e).__name__,
+                idnumbers.scrub(str(e)),
+            )
             return
         self.flags = {n: flags[n].to_numpy() for n in flags.columns}
 
@@ -249,8 +255,6 @@ def _passes(frame: pd.DataFrame, reason: str, contract: str, quarter: str) -> pd
             f"the contract rule {reason} of {contract} {quarter} is evaluated only inside "
             "expectations.validate"
         )
-    if current.error is not None:
-        raise current.error
     if reason in current.flags:
         positions = frame.index.to_numpy()  # GE keeps the batch's RangeIndex (nulls dropped)
         if positions.size == 0 or positions.max() < current.height:

@@ -20,12 +20,15 @@ def run(
     from dagster import DagsterInstance
 
     from pipelines.core import pseudonym
+    from pipelines.core.contracts import ContractError
     from pipelines.core.layout import Landing, Outputs
+    from pipelines.core.parameters import ParameterError
     from pipelines.gate import accounting
     from pipelines.orchestration.definitions import JOB_NAME, build_definitions
     from pipelines.orchestration.instance import write_instance_config
     from pipelines.orchestration.resources import Settings, key_from_environment
     from pipelines.policy import evaluate
+    from pipelines.policy.catalogue import CatalogueError
     from pipelines.publish.stage import lifecycle_text
 
     landing, out = landing.resolve(), out.resolve()
@@ -40,13 +43,17 @@ def run(
     if not landing.is_dir():
         echo(f"safetynet: landing folder {landing} does not exist")
         return 2
+    try:
+        defs = build_definitions(landing, out, settings)
+    except (ContractError, ParameterError, CatalogueError, ValueError) as e:
+        echo(f"safetynet: {e}")
+        return 2
     outputs = Outputs(out)
     home = outputs.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     # one run at a time for the UI's backfills (the CLI's own runs are in-process and in order)
     write_instance_config(home)
     instance = DagsterInstance.from_config(str(home))
-    defs = build_definitions(landing, out, settings)
     job = defs.resolve_job_def(JOB_NAME)
     unprocessed = []
     try:

@@ -9,6 +9,10 @@ import os
 
 from dagster import Definitions, define_asset_job, definitions, in_process_executor
 
+from pipelines.core import parameters
+from pipelines.core.contracts import all_contracts
+from pipelines.core.quarters import Quarter
+from pipelines.gate.checks import CheckContext, compile_checks
 from pipelines.orchestration.assets import QUARTERS, all_assets
 from pipelines.orchestration.resources import (
     PolicyEngine,
@@ -18,9 +22,20 @@ from pipelines.orchestration.resources import (
 )
 from pipelines.orchestration.schedules import build_quarterly_schedule
 from pipelines.orchestration.sensors import build_landing_sensor
+from pipelines.policy.catalogue import catalogue
 
 JOB_NAME = "quarterly"
 __all__ = ["JOB_NAME", "QUARTERS", "build_definitions", "defs"]
+
+
+def check_packaged_data() -> None:
+    """The contracts (every check kind they name), the parameters and the rule catalogue a run
+    will read, checked before any run starts: a broken file stops the definitions from loading
+    (and `safetynet run` from starting), with a message naming the file."""
+    for contract in all_contracts().values():
+        compile_checks(contract, CheckContext(Quarter(2026, 3)))
+    parameters.parameters()
+    catalogue()
 
 
 def build_definitions(
@@ -28,6 +43,10 @@ def build_definitions(
     out: str | os.PathLike,
     settings: Settings | None = None,
 ) -> Definitions:
+    """The definitions for these folders. `settings` (the schedule's day, the sensor's reach,
+    DuckDB's memory) default to `Settings`' defaults: the environment is read by the callers,
+    `safetynet run` and `defs`."""
+    check_packaged_data()
     settings = settings or Settings(landing=landing, out=out)
     job = define_asset_job(
         JOB_NAME,

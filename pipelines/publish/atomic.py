@@ -9,11 +9,15 @@ run died between the two renames, and removes what abandoned runs left aside.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterable
+from pathlib import Path
 
 from pipelines.core.layout import QuarterOutputs
+
+logger = logging.getLogger(__name__)
 
 
 def start(quarter: QuarterOutputs) -> QuarterOutputs:
@@ -33,16 +37,27 @@ def move_into_place(aside: QuarterOutputs, quarter: QuarterOutputs, files: Itera
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(aside.root / name, target)
     swap_dir(aside.routed, quarter.routed, quarter.routed_set_aside())
-    shutil.rmtree(aside.root)
+    _clear(aside.root)
 
 
-def swap_dir(new, target, old) -> None:
+def swap_dir(new: Path, target: Path, old: Path) -> None:
     """`target` replaced by `new`: the old one renamed aside first, removed last."""
     if target.exists():
         os.rename(target, old)
     os.rename(new, target)
-    if old.exists():
-        shutil.rmtree(old)
+    _clear(old)
+
+
+def _clear(leftover: Path) -> None:
+    """Remove what the quarter, already published, no longer needs. If that fails (a file held
+    open elsewhere), the quarter stays published: the failure is logged and the next run's
+    `recover` removes it."""
+    if not leftover.exists():
+        return
+    try:
+        shutil.rmtree(leftover)
+    except OSError as e:
+        logger.warning("%s not removed (%s); the next run of the quarter removes it", leftover, e)
 
 
 def recover(quarter: QuarterOutputs) -> None:

@@ -74,6 +74,8 @@ def test_every_row_is_accounted_for_exactly_once(data):
     if r.status == gate.FAILED:
         assert r.rows_accepted == 0
     else:
-        assert r.status == gate.PASSED and r.rows_quarantined <= 0.05 * n
+        # more than 5 % quarantined fails a file, but not feedback (spec README, Settled)
+        assert r.status == gate.PASSED
+        assert r.rows_quarantined <= 0.05 * n or not contract.weighs_quarantine_share
     if run.quarantine is not None:
         assert all(len(reasons) > 0 for reasons in run.quarantine["reasons"])

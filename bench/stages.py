@@ -4,7 +4,9 @@ Each stage runs in a fresh process (`bench.measure.run_step`), so its wall time 
 its own: `generate` (`safetynet generate` at the scale, for the quarters), `quarter` (the
 quarterly Dagster job in-process, as `safetynet run` runs it: every extract through the gate and
 Great Expectations, the quarter's accounting, facts and rules) and `policy` (facts and rules
-alone for the last quarter, on what `quarter` left: the comparison's own time and peak RSS).
+alone for the last quarter, on what `quarter` left: the comparison's own time and peak RSS) and
+`policy_spark` (the same on Spark, `local[*]`; its peak RSS adds the JVM's own, read from /proc,
+to the Python process's).
 `rows` of `policy` are the staging rows it loads (the quarter's and W's). Writes
 `.bench/report-stages-<scale>.{md,json}` (`<scale>-<stages>` for a subset).
 """
@@ -21,7 +23,7 @@ from bench import BENCH_DIR
 from bench.gate import code_version, machine_info
 from bench.measure import GIB, default_cap, run_step
 
-STAGES = ("generate", "quarter", "policy")
+STAGES = ("generate", "quarter", "policy", "policy_spark")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                     "seconds": seconds,
                     "rows": result.get("rows"),
                     "rows_per_s": (result.get("rows") or 0) / seconds if seconds else None,
-                    "peak_rss_gib": (run.peak_rss or 0) / GIB,
+                    # a Spark step's JVM is a process of its own: its peak added
+                    "peak_rss_gib": ((run.peak_rss or 0) + (result.get("jvm_vm_hwm") or 0)) / GIB,
                     "detail": {k: v for k, v in result.items() if k not in ("seconds", "rows")},
                 }
             )

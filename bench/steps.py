@@ -139,7 +139,11 @@ def quarter(args: dict, tracer: Tracer) -> dict:
 
 def policy(args: dict, tracer: Tracer) -> dict:
     """Stage `policy`: facts and rules (pipelines.policy.evaluate) for the last quarter, on the
-    staging tables the `quarter` stage left — the comparison alone, in its own process."""
+    staging tables the `quarter` stage left — the comparison alone, in its own process, on the
+    engine `args["engine"]` (DuckDB unless said). For Spark, the session is started first (its
+    start is reported apart) and the JVM's own peak RSS is read from /proc before the step ends:
+    the step's peak RSS is then the Python process's plus the JVM's (an upper bound of the two
+    together)."""
     import os
 
     import pyarrow.parquet as pq
@@ -150,7 +154,9 @@ def policy(args: dict, tracer: Tracer) -> dict:
     from pipelines.orchestration.resources import KEY_ENV, Settings
     from pipelines.policy import evaluate as rules
     from pipelines.policy import facts
+    from pipelines.policy.engine import open_engine
 
+    engine_name = args.get("engine", "duckdb")
     q = parse_quarter_list(args["quarters"])[-1]
     out = Path(args["out"])
     sources = facts.Sources.from_out(out, q)
@@ -158,25 +164,36 @@ def policy(args: dict, tracer: Tracer) -> dict:
     key = os.environ.get(KEY_ENV, pseudonym.DEMO_KEY).encode()
     memory = Settings.from_environment().duckdb_memory
     t0 = time.perf_counter()
-    evaluation = tracer.span(
-        "facts + rules",
-        rules.evaluate,
-        sources,
-        key,
-        temp_directory=Outputs(out).duckdb_spill,
-        memory_limit=memory,
+    engine = tracer.span(
+        "open engine", open_engine, engine_name, Outputs(out).spill(engine_name), memory
     )
+    opened = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    evaluation = tracer.span("facts + rules", rules.evaluate, sources, key, engine=engine)
     seconds = time.perf_counter() - t0
+    jvm = {}
+    if engine_name == "spark":
+        pid = engine.spark.sparkContext._gateway.proc.pid  # the JVM pyspark started
+        jvm = {"jvm_vm_hwm": proc_status(pid).get("VmHWM")}
+    engine.close()
     return {
         "seconds": seconds,
         "rows": rows_in,
+        "engine": engine_name,
+        "engine_start_seconds": round(opened, 2),
         "quarter": str(q),
         "window_quarters_loaded": len(sources.loaded),
         "warnings": evaluation.warnings.height,
         "rules_evaluated": int((evaluation.rule_runs["status"] == "EVALUATED").sum()),
         "model_seconds": evaluation.seconds,
-        "duckdb_memory_limit": memory,
+        "memory_limit": memory,
+        **jvm,
     }
+
+
+def policy_spark(args: dict, tracer: Tracer) -> dict:
+    """Stage `policy_spark`: the same on Spark (local[*])."""
+    return policy({**args, "engine": "spark"}, tracer)
 
 
 STEPS = {
@@ -185,6 +202,7 @@ STEPS = {
     "generate": generate,
     "quarter": quarter,
     "policy": policy,
+    "policy_spark": policy_spark,
 }
 
 

@@ -4,11 +4,12 @@
 create or replace macro mask_id(id) as substr(id, 1, 6) || '********' || substr(id, 15, 4);
 
 -- 2,850.00: money as officers read it in reason_zh
-create or replace macro yuan(x) as format('{:,.2f}', x::double);
+create or replace macro yuan(x) as (format('{:,.2f}', x::double));
 
--- completed years at day e (a birthday on e counts)
+-- completed years at day e (a birthday on e counts); calendar years, then one less before the
+-- birthday (portable: never date_diff, whose units differ between engines)
 create or replace macro completed_years(born, e) as
-    date_diff('year', born, e)
+    year(e) - year(born)
     - case when strftime(e, '%m%d') < strftime(born, '%m%d') then 1 else 0 end;
 
 -- the birth date inside a (normalised, 18-character) identity number

@@ -18,7 +18,8 @@ ALLOWED = {
     "core": set(),
     "gate": {"core"},
     "policy": {"core", "gate.accounting"},  # the gate's results, through its accounting files
-    "publish": {"core", "policy.evaluate", "policy.catalogue"},  # the policy's output schemas
+    # the policy's output schemas, and its engine for the lifecycle's comparison
+    "publish": {"core", "policy.evaluate", "policy.catalogue", "policy.engine"},
     "generate": {"core", "gate.kinds", "gate.checks", "policy.catalogue"},
     "orchestration": {"core", "gate", "policy", "publish", "generate"},
 }

@@ -15,13 +15,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.core import contracts
-from pipelines.core.departments import ROUTES
 from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter, quarter_range
 from pipelines.gate import accounting as quality
 from pipelines.gate import extract as gate
-from pipelines.gate import stage as gate_stage
 from pipelines.generate import feedback, generate, plants
 from pipelines.generate.plants import PLANTED_CASES
 from pipelines.policy import catalogue as rule_catalogue
@@ -29,6 +26,7 @@ from pipelines.policy import evaluate as rules
 from pipelines.policy import facts
 from pipelines.publish import routed as outputs
 from pipelines.publish import warehouse
+from tests.gating import gate_quarter
 
 QUARTERS = [Quarter.parse(q) for q in quarter_range("2025Q4", "2026Q3")]
 SEED = 7
@@ -53,28 +51,7 @@ def processed(tmp_path_factory, pseudonym_key_module) -> tuple[Path, Path, dict]
         manifest.write_text(json.dumps(doc), encoding="utf-8")
     evaluations = {}
     for q in QUARTERS:
-        for c in contracts.extract_contracts():
-            previous = quality.previous_accepted(out, str(q.previous()), c.department, c.extract)
-            checked = gate.run_extract(c, landing, out, q, previous_accepted=previous)
-            checked.close()
-            quality.save_result(out, checked.result)
-        # the departments' feedback, as gate.stage.gate_feedback gates it
-        routed = gate_stage.routed_keys(out, q)
-        for dept in ROUTES:
-            if not any((landing / str(q) / dept).glob("feedback.*")):
-                continue
-            checked = gate.run_extract(
-                contracts.feedback_contract(),
-                landing,
-                out,
-                q,
-                department=dept,
-                routed_warning_keys=routed.get(dept, frozenset()),
-                previous_accepted=None,
-            )
-            checked.close()
-            quality.save_result(out, checked.result)
-        quality.write_tables(out, str(q), quality.load_results(out, str(q)))
+        gate_quarter(landing, out, q)
         evaluation = rules.evaluate(facts.Sources.from_out(out, q), pseudonym_key_module)
         rules.write(out, evaluation)
         outputs.publish(out, q, pseudonym_key_module)

@@ -219,6 +219,15 @@ class Outputs:
     def duckdb_spill(self) -> Path:
         return Path(self.root) / ".duckdb"
 
+    @property
+    def spark_spill(self) -> Path:
+        """Spark's `spark.local.dir` for a local session: shuffle files and spilled blocks."""
+        return Path(self.root) / ".spark"
+
+    def spill(self, engine: str) -> Path:
+        """Where the policy engine of that name may spill."""
+        return self.spark_spill if engine == "spark" else self.duckdb_spill
+
 
 # <out>/data_docs/index.html as the quality report in <out>/<quarter>/ links it
 DATA_DOCS_FROM_QUARTER = "../data_docs/index.html"

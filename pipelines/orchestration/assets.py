@@ -31,6 +31,7 @@ from dagster import (
     StaticPartitionsDefinition,
     asset,
 )
+from dagster_pyspark import LazyPySparkResource
 
 from pipelines.core import idnumbers
 from pipelines.core.contracts import Contract, extract_contracts
@@ -250,6 +251,7 @@ def policy_asset(extract_keys: list[AssetKey]):
         paths: SafetynetPaths,
         pseudonym: PseudonymKey,
         policy_engine: PolicyEngine,
+        pyspark: LazyPySparkResource,
     ) -> MaterializeResult:
         secret = pseudonym.value()
         done = policy.evaluate_quarter(
@@ -258,6 +260,7 @@ def policy_asset(extract_keys: list[AssetKey]):
             secret,
             engine=policy_engine.engine,
             memory_limit=policy_engine.memory_limit,
+            spark_session=policy_engine.spark_session(pyspark),
         )
         evaluation = done.evaluation
         context.log.info(
@@ -324,10 +327,21 @@ def publish_asset():
     )
     @_scrubbed
     def published(
-        context: AssetExecutionContext, paths: SafetynetPaths, pseudonym: PseudonymKey
+        context: AssetExecutionContext,
+        paths: SafetynetPaths,
+        pseudonym: PseudonymKey,
+        policy_engine: PolicyEngine,
+        pyspark: LazyPySparkResource,
     ) -> MaterializeResult:
         quarter = Quarter.parse(context.partition_key)
-        done = publish.publish_quarter(Path(paths.out), quarter, pseudonym.value())
+        done = publish.publish_quarter(
+            Path(paths.out),
+            quarter,
+            pseudonym.value(),
+            engine=policy_engine.engine,
+            memory_limit=policy_engine.memory_limit,
+            spark_session=policy_engine.spark_session(pyspark),
+        )
         statuses = dict(done.published.lifecycle.group_by("status").len().iter_rows())
         outputs = Outputs(Path(paths.out))
         return MaterializeResult(

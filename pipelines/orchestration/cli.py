@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -10,13 +11,20 @@ from pipelines.core.quarters import Quarter, parse_quarter_list
 
 
 def run(
-    landing: Path, out: Path, quarters: list[Quarter], *, echo=print, log_level: str = "WARNING"
+    landing: Path,
+    out: Path,
+    quarters: list[Quarter],
+    *,
+    echo=print,
+    log_level: str = "WARNING",
+    engine: str | None = None,
 ) -> int:
     """Materialise the quarterly job through Dagster, in-process, quarter by quarter in order.
 
     Works without DAGSTER_HOME: the instance lives under `<out>/.dagster`. Refuses to start
     without the pseudonym key (`SAFETYNET_PSEUDONYM_KEY`). Returns 0 unless a quarter could not
-    be processed at all (its registry or roster failed)."""
+    be processed at all (its registry or roster failed). `engine`: the policy engine (`duckdb`
+    or `spark`), else `SAFETYNET_ENGINE`'s, else DuckDB."""
     from dagster import DagsterInstance
 
     from pipelines.core import pseudonym
@@ -35,6 +43,8 @@ def run(
     try:
         key = key_from_environment()
         settings = Settings.from_environment()
+        if engine is not None:
+            settings = dataclasses.replace(settings, engine=engine)
     except (pseudonym.KeyMissing, ValueError) as e:
         echo(f"safetynet: {e}")
         return 2
@@ -98,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         "--quarters", required=True, help="e.g. 2025Q4,2026Q1 or a range 2025Q4..2026Q3"
     )
     p_run.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        help="the engine of the facts, the rules and the lifecycle's comparison (default "
+        "duckdb, or SAFETYNET_ENGINE); spark needs Java 17",
+    )
+    p_run.add_argument(
         "--log-level", default="WARNING", help="Dagster console log level (default WARNING)"
     )
     p_gen = sub.add_parser("generate", help="write a synthetic Fujian landing folder")
@@ -123,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             quarters = parse_quarter_list(args.quarters)
         except ValueError as e:
             parser.error(str(e))
-        return run(args.landing, args.out, quarters, log_level=args.log_level)
+        return run(args.landing, args.out, quarters, log_level=args.log_level, engine=args.engine)
     return 2  # pragma: no cover
 
 

@@ -6,6 +6,7 @@ environment: `resources.Settings`); `safetynet run` builds its own with the fold
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from dagster import Definitions, define_asset_job, definitions, in_process_executor
 
@@ -19,6 +20,7 @@ from pipelines.orchestration.resources import (
     SafetynetPaths,
     Settings,
     pseudonym_resource,
+    pyspark_resource,
 )
 from pipelines.orchestration.schedules import build_quarterly_schedule
 from pipelines.orchestration.sensors import build_landing_sensor
@@ -62,7 +64,10 @@ def build_definitions(
         resources={
             "paths": SafetynetPaths(landing=str(landing), out=str(out)),
             "pseudonym": pseudonym_resource(),
-            "policy_engine": PolicyEngine(memory_limit=settings.duckdb_memory),
+            "policy_engine": PolicyEngine(
+                engine=settings.engine, memory_limit=settings.duckdb_memory
+            ),
+            "pyspark": pyspark_resource(Path(out), settings.duckdb_memory),
         },
     )
 

@@ -7,8 +7,13 @@ stages get what they need as arguments from the assets, which get it from these 
   `SAFETYNET_LANDING` and `SAFETYNET_OUT` for `make ui`);
 - `pseudonym`: the province's pseudonym key, `SAFETYNET_PSEUDONYM_KEY` as a Dagster `EnvVar`:
   its value is never written to Dagster's storage, and a run without it does not start;
-- `policy_engine`: the policy stage's engine and its memory, `SAFETYNET_DUCKDB_MEMORY` (default
-  10GB; past it DuckDB spills to `<out>/.duckdb/`);
+- `policy_engine`: the engine of the policy stage and of the lifecycle's comparison
+  (`safetynet run --engine`, `SAFETYNET_ENGINE`: `duckdb`, the default, or `spark`) and its
+  memory, `SAFETYNET_DUCKDB_MEMORY` (default 10GB; past it DuckDB spills to `<out>/.duckdb/`,
+  Spark to `<out>/.spark/`);
+- `pyspark`: dagster-pyspark's `LazyPySparkResource`, the Spark session when the engine is
+  Spark: one per run, started only when asked for, configured by `spark.local_config`
+  (`local[*]`; a cluster's settings are in docs/scale.md);
 
 and, for the definitions themselves, `SAFETYNET_SCHEDULE_DAY` (the schedule's day, 1–28) and
 `SAFETYNET_SENSOR_MAX_AGE` (how many quarters back the landing sensor looks).
@@ -22,10 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar
+from dagster_pyspark import LazyPySparkResource
 
 from pipelines.core import pseudonym
 from pipelines.core.layout import Outputs
-from pipelines.policy.engine import DEFAULT_MEMORY
+from pipelines.policy import spark
+from pipelines.policy.engine import DEFAULT_MEMORY, ENGINES
 
 KEY_ENV = "SAFETYNET_PSEUDONYM_KEY"
 DEFAULT_SCHEDULE_DAY = 15
@@ -51,10 +58,23 @@ class PseudonymKey(ConfigurableResource):
 
 
 class PolicyEngine(ConfigurableResource):
-    """The policy stage's SQL engine and the memory it may use."""
+    """The SQL engine of the policy stage and the lifecycle's comparison, and the memory it may
+    use."""
 
     engine: str = "duckdb"  # one of policy.engine.ENGINES
     memory_limit: str = DEFAULT_MEMORY
+
+    def spark_session(self, pyspark: LazyPySparkResource):
+        """The run's Spark session when the engine is Spark (started here, once per run), else
+        None (and no JVM)."""
+        return pyspark.spark_session if self.engine == "spark" else None
+
+
+def pyspark_resource(out: Path, memory_limit: str) -> LazyPySparkResource:
+    """dagster-pyspark's resource with a local session's settings (`spark.local_config`)."""
+    return LazyPySparkResource(
+        spark_config=spark.local_config(Outputs(out).spark_spill, memory_limit)
+    )
 
 
 def missing_key_message() -> str:
@@ -99,6 +119,11 @@ class Settings:
     schedule_day: int = DEFAULT_SCHEDULE_DAY
     sensor_max_age: int = DEFAULT_MAX_AGE
     duckdb_memory: str = DEFAULT_MEMORY
+    engine: str = "duckdb"
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine {self.engine!r} is not one of {', '.join(sorted(ENGINES))}")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,4 +137,5 @@ class Settings:
             schedule_day=_int_setting(env, "SAFETYNET_SCHEDULE_DAY", DEFAULT_SCHEDULE_DAY, 1, 28),
             sensor_max_age=_int_setting(env, "SAFETYNET_SENSOR_MAX_AGE", DEFAULT_MAX_AGE, 0, 400),
             duckdb_memory=env.get("SAFETYNET_DUCKDB_MEMORY", "").strip() or DEFAULT_MEMORY,
+            engine=env.get("SAFETYNET_ENGINE", "").strip() or "duckdb",
         )

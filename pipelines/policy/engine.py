@@ -13,6 +13,7 @@ engine maps them to its own.
 from __future__ import annotations
 
 import abc
+import importlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -79,6 +80,10 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def insert_rows(self, table: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    @abc.abstractmethod
+    def table_from_arrow(self, table: str, rows: pa.Table) -> None:
+        """A table holding `rows` (an Arrow table's names and types), replacing any of the name."""
 
     @abc.abstractmethod
     def create_table_as(self, table: str, sql: str, values: Mapping[str, Any]) -> None: ...
@@ -175,6 +180,13 @@ class DuckDBEngine(Engine):
             finally:
                 self.con.unregister("_rows")
 
+    def table_from_arrow(self, table: str, rows: pa.Table) -> None:
+        self.con.register("_rows", rows)
+        try:
+            self.con.execute(f"create or replace table {table} as select * from _rows")
+        finally:
+            self.con.unregister("_rows")
+
     def create_table_as(self, table: str, sql: str, values: Mapping[str, Any]) -> None:
         statement = f"create or replace table {table} as\n{sql}"
         self.con.execute(statement, bind(statement, values))
@@ -190,4 +202,30 @@ class DuckDBEngine(Engine):
         self.con.close()
 
 
-ENGINES: dict[str, type[Engine]] = {DuckDBEngine.name: DuckDBEngine}
+# name -> where the engine's class is (imported when chosen: Spark's module needs pyspark)
+ENGINES: dict[str, str] = {
+    "duckdb": "pipelines.policy.engine:DuckDBEngine",
+    "spark": "pipelines.policy.spark:SparkEngine",
+}
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The engine of that name (`ENGINES`); a name not there is refused, naming the choices."""
+    if name not in ENGINES:
+        raise ValueError(f"engine {name!r} is not one of {', '.join(sorted(ENGINES))}")
+    module, _, cls = ENGINES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def open_engine(
+    name: str,
+    temp_directory: Path | None = None,
+    memory_limit: str = DEFAULT_MEMORY,
+    *,
+    spark_session: Any = None,
+) -> Engine:
+    """A session of the engine of that name; Spark's in `spark_session` where one is given (the
+    Dagster `pyspark` resource's), else a local one."""
+    if name == "spark":
+        return engine_class(name)(temp_directory, memory_limit, session=spark_session)
+    return engine_class(name)(temp_directory, memory_limit)

@@ -76,6 +76,16 @@ RAISED_COLUMNS = {
 }
 
 
+# the raised warnings with the names of the persons they are about, and the data findings
+WARNINGS_SQL = """select raised.rule_id, raised.subject_type, raised.subject_id,
+    raised.household_id, raised.household_source, raised.county_code,
+    raised.display_id as id_number, persons.name, raised.evidence::varchar as evidence,
+    raised.reason_zh
+from raised
+left join fct_persons as persons on persons.id_number = raised.display_id"""
+FINDINGS_SQL = "select quarter, county_code, finding, count from fct_data_findings"
+
+
 @dataclass
 class Evaluation:
     quarter: str
@@ -135,9 +145,7 @@ def _evaluate(engine: Engine, sources: facts.Sources, key: bytes) -> Evaluation:
         runs.append(_evaluate_rule(engine, sources, bound, rule))
         seconds[rule.rule_id] = round(time.perf_counter() - started, 3)
     warnings = _warnings(engine, key, quarter)
-    findings = pl.from_arrow(
-        engine.arrow("select quarter, county_code, finding, count from fct_data_findings")
-    )
+    findings = pl.from_arrow(engine.arrow(FINDINGS_SQL))
     return Evaluation(
         quarter,
         True,
@@ -169,6 +177,19 @@ def _run_row(
     }
 
 
+def raise_sql(rule: Rule) -> str:
+    """The statement that raises a rule's warnings into `raised`: its SQL, with the window a
+    window rule looked at put into its evidence."""
+    evidence = (
+        "json_merge_patch(json_object('window_quarters', $window_quarters), evidence)"
+        if rule.window
+        else "evidence::json"
+    )
+    return f"""select $rule_id, $category, $subject_type, subject_id, household_id,
+        household_source, county_code, display_id, {evidence}, reason_zh
+    from (\n{rule.sql}\n)"""
+
+
 def _evaluate_rule(
     engine: Engine, sources: facts.Sources, bound: facts.Bound, rule: Rule
 ) -> dict[str, Any]:
@@ -184,16 +205,9 @@ def _evaluate_rule(
         sources.window_quarters(facts.event_extracts(list(rule.reads))) if rule.window else None
     )
     values = {**bound.sql, "programmes": list(rule.programmes), "window_quarters": window_quarters}
-    evidence = (
-        "json_merge_patch(json_object('window_quarters', $window_quarters), evidence)"
-        if rule.window
-        else "evidence::json"
-    )
     raised = engine.insert_select(
         RAISED,
-        f"""select $rule_id, $category, $subject_type, subject_id, household_id, household_source,
-            county_code, display_id, {evidence}, reason_zh
-        from (\n{rule.sql}\n)""",
+        raise_sql(rule),
         {
             **values,
             "rule_id": rule.rule_id,
@@ -206,14 +220,7 @@ def _evaluate_rule(
 
 def _warnings(engine: Engine, key: bytes, quarter: str) -> pl.DataFrame:
     rules = {r.rule_id: r for r in catalogue()}
-    frame = engine.arrow(
-        """select raised.rule_id, raised.subject_type, raised.subject_id, raised.household_id,
-            raised.household_source, raised.county_code, raised.display_id as id_number,
-            persons.name, raised.evidence::varchar as evidence, raised.reason_zh
-        from raised
-        left join fct_persons as persons on persons.id_number = raised.display_id"""
-    )
-    frame = pl.from_arrow(frame)
+    frame = pl.from_arrow(engine.arrow(WARNINGS_SQL))
     if frame.is_empty():
         return pl.DataFrame(schema=WARNING_SCHEMA)
     keys = [

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter
 from pipelines.policy import evaluate, facts
-from pipelines.policy.engine import DEFAULT_MEMORY, ENGINES
+from pipelines.policy.engine import DEFAULT_MEMORY, open_engine
 
 
 @dataclass
@@ -25,13 +26,14 @@ def evaluate_quarter(
     *,
     engine: str = "duckdb",
     memory_limit: str = DEFAULT_MEMORY,
+    spark_session: Any = None,
 ) -> Evaluated:
     """Read what the gate accepted for the quarter and its window, evaluate every rule in a
-    session of `engine` (one of `engine.ENGINES`; DuckDB spills to `<out>/.duckdb/` past
-    `memory_limit`) and write the quarter's policy outputs."""
-    if engine not in ENGINES:
-        raise ValueError(f"engine {engine!r} is not one of {sorted(ENGINES)}")
+    session of `engine` (one of `engine.ENGINES`, spilling to `<out>/.duckdb/` or `<out>/.spark/`
+    past `memory_limit`; Spark's in `spark_session` where given) and write the quarter's policy
+    outputs."""
     sources = facts.Sources.from_out(out, quarter)
-    with ENGINES[engine](Outputs(out).duckdb_spill, memory_limit) as session:
+    spill = Outputs(out).spill(engine)
+    with open_engine(engine, spill, memory_limit, spark_session=spark_session) as session:
         evaluation = evaluate.evaluate(sources, key, engine=session)
     return Evaluated(evaluation, sources, evaluate.write(out, evaluation))

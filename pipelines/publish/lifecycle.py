@@ -24,6 +24,8 @@ from __future__ import annotations
 import polars as pl
 
 from pipelines.core.quarters import Quarter
+from pipelines.core.resources import sql_file
+from pipelines.policy.engine import DuckDBEngine, Engine
 
 OPEN = ("NEW", "RECURRING", "ESCALATED", "CARRIED_OVER")
 RAISED = ("NEW", "RECURRING", "ESCALATED")
@@ -65,11 +67,6 @@ def decide_feedback(feedback: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def rule_of(key: pl.Expr) -> pl.Expr:
-    """`PNI_EDUCATION_AID-3f…` → `PNI_EDUCATION_AID`."""
-    return key.str.replace(r"-[0-9a-f]+$", "")
-
-
 def advance(
     quarter: Quarter,
     raised: pl.DataFrame,
@@ -79,109 +76,48 @@ def advance(
     *,
     escalate_after: int,
     dismissal_quarters: int,
+    engine: Engine | None = None,
 ) -> pl.DataFrame:
     """The quarter's lifecycle rows. `raised` has `warning_key`, `rule_id`, `routed_to`,
     `county_code`; `feedback` the gate-accepted rows (`warning_key`, `action`, `action_date`);
-    `previous` the lifecycle rows of the previous processed quarter (or None)."""
-    q = str(quarter)
+    `previous` the lifecycle rows of the previous processed quarter (or None). The comparison
+    is `sql/lifecycle.sql`, run in `engine` (the policy stage's kind of session; without one, a
+    DuckDB session of its own)."""
     last_suppressed = quarter
     for _ in range(dismissal_quarters - 1):
         last_suppressed = last_suppressed.next()
-    prev = (
-        pl.DataFrame(schema=LIFECYCLE_SCHEMA)
+    tables = {
+        "previous": pl.DataFrame(schema=LIFECYCLE_SCHEMA)
         if previous is None
-        else previous.cast(LIFECYCLE_SCHEMA)  # type: ignore[arg-type]
-    )
-    alive = prev.filter(
-        pl.col("status").is_in(OPEN)
-        | (pl.col("status").eq("SUPPRESSED") & (pl.col("suppressed_until") >= q))
-    ).select(
-        "warning_key",
-        pl.col("rule_id").alias("p_rule"),
-        pl.col("routed_to").alias("p_routed_to"),
-        pl.col("county_code").alias("p_county"),
-        pl.col("status").is_in(OPEN).alias("p_open"),
-        pl.col("quarters_open").alias("p_quarters_open"),
-        pl.col("in_progress_seen").alias("p_in_progress"),
-        pl.when(pl.col("status") == "SUPPRESSED")
-        .then(pl.col("suppressed_until"))
-        .alias("p_suppressed_until"),
-    )
-    now = raised.select(
-        "warning_key",
-        pl.col("rule_id").alias("r_rule"),
-        pl.col("routed_to").alias("r_routed_to"),
-        pl.col("county_code").alias("r_county"),
-        pl.lit(True).alias("is_raised"),
-    ).unique("warning_key")
-    answers = decide_feedback(feedback)
-    keys = pl.concat(
-        [alive.select("warning_key"), now.select("warning_key"), answers.select("warning_key")]
-    ).unique()
-    frame = (
-        keys.join(alive, on="warning_key", how="left")
-        .join(now, on="warning_key", how="left")
-        .join(answers, on="warning_key", how="left")
-        .with_columns(
-            pl.coalesce("r_rule", "p_rule", rule_of(pl.col("warning_key"))).alias("rule_id"),
-            pl.coalesce("r_routed_to", "p_routed_to").alias("routed_to"),
-            pl.coalesce("r_county", "p_county").alias("county_code"),
-            pl.col("is_raised").fill_null(False),
-            pl.col("p_open").fill_null(False),
-            pl.col("p_in_progress").fill_null(False),
+        else previous.select(list(LIFECYCLE_SCHEMA)).cast(LIFECYCLE_SCHEMA),  # type: ignore[arg-type]
+        "raised": raised.select("warning_key", "rule_id", "routed_to", "county_code").cast(
+            pl.String
+        ),
+        "feedback": feedback.select("warning_key", "action", "action_date").cast(
+            {"warning_key": pl.String, "action": pl.String, "action_date": pl.Date}
+        ),
+        "evaluated_rules": pl.DataFrame(
+            {"rule_id": sorted(evaluated)}, schema={"rule_id": pl.String}
+        ),
+    }
+    own = engine is None
+    session = DuckDBEngine(threads=1) if engine is None else engine
+    try:
+        for name, frame in tables.items():
+            session.table_from_arrow(name, frame.to_arrow())
+        rows = session.arrow(
+            sql_file("lifecycle").read_text(encoding="utf-8"),
+            {
+                "quarter": str(quarter),
+                "escalate_after": escalate_after,
+                "last_suppressed": str(last_suppressed),
+            },
         )
-        .with_columns(pl.col("rule_id").is_in(sorted(evaluated)).alias("evaluated"))
-    )
-    action = pl.col("action")
-    closed = action.is_in(["ASSISTED", "TERMINATED"])
-    dismissed = action == "NOT_ELIGIBLE"
-    suppressed = pl.col("p_suppressed_until").is_not_null()
-    in_progress = (pl.col("p_open") & pl.col("p_in_progress")) | (
-        action == "IN_PROGRESS"
-    ).fill_null(False)
-    streak = pl.when(pl.col("p_open")).then(pl.col("p_quarters_open") + 1).otherwise(1)
-    status = (
-        pl.when(closed)
-        .then(pl.lit("RESOLVED"))
-        .when(dismissed | suppressed)
-        .then(pl.lit("SUPPRESSED"))
-        .when(~pl.col("evaluated"))
-        .then(pl.when(pl.col("p_open")).then(pl.lit("CARRIED_OVER")))
-        .when(pl.col("is_raised"))
-        .then(
-            pl.when(~pl.col("p_open"))
-            .then(pl.lit("NEW"))
-            .when((streak >= escalate_after) & ~in_progress)
-            .then(pl.lit("ESCALATED"))
-            .otherwise(pl.lit("RECURRING"))
-        )
-        .when(pl.col("p_open"))
-        .then(pl.lit("RESOLVED"))
-    )
-    quarters_open = (
-        pl.when(pl.col("status").is_in(["NEW", "RECURRING", "ESCALATED"]))
-        .then(streak)
-        .when(pl.col("status").is_in(["CARRIED_OVER", "RESOLVED"]))
-        .then(pl.col("p_quarters_open"))
-    )
+    finally:
+        if own:
+            session.close()
     return (
-        frame.with_columns(status.alias("status"))
-        .filter(pl.col("status").is_not_null())
-        .with_columns(
-            pl.lit(q).alias("quarter"),
-            quarters_open.alias("quarters_open"),
-            action.alias("feedback_action"),
-            pl.when(pl.col("status").is_in(["NEW", "RECURRING", "ESCALATED", "CARRIED_OVER"]))
-            .then(in_progress)
-            .otherwise(False)
-            .alias("in_progress_seen"),
-            pl.when(dismissed)
-            .then(pl.lit(str(last_suppressed)))
-            .when(pl.col("status") == "SUPPRESSED")
-            .then(pl.col("p_suppressed_until"))
-            .alias("suppressed_until"),
-        )
-        .select(list(LIFECYCLE_SCHEMA))
+        pl.from_arrow(rows)
         .cast(LIFECYCLE_SCHEMA)  # type: ignore[arg-type]
         .sort("rule_id", "warning_key")
     )

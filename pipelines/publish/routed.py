@@ -16,6 +16,7 @@ from pipelines.core.departments import COORDINATION, ROUTES
 from pipelines.core.idnumbers import mask_expr
 from pipelines.core.layout import Outputs, QuarterOutputs
 from pipelines.core.quarters import Quarter
+from pipelines.policy.engine import Engine
 from pipelines.policy.evaluate import RULE_RUN_SCHEMA, WARNING_SCHEMA
 from pipelines.publish import atomic, lifecycle
 
@@ -104,8 +105,9 @@ class Published:
     feedback_rows: int
 
 
-def publish(out: Path, quarter: Quarter, key: bytes) -> Published:
-    """Apply the lifecycle and publish the quarter's routed files and analyst tables."""
+def publish(out: Path, quarter: Quarter, key: bytes, *, engine: Engine | None = None) -> Published:
+    """Apply the lifecycle (compared in `engine`, the policy stage's kind of session; DuckDB's
+    own without one) and publish the quarter's routed files and analyst tables."""
     q = Outputs(out).quarter(quarter)
     atomic.recover(q)
     raised = (
@@ -128,6 +130,7 @@ def publish(out: Path, quarter: Quarter, key: bytes) -> Published:
         previous_lifecycle(out, quarter),
         escalate_after=int(parameters.value("escalate_after_quarters", quarter.end)),
         dismissal_quarters=int(parameters.value("dismissal_quarters", quarter.end)),
+        engine=engine,
     )
     warnings = (
         raised.join(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter
+from pipelines.policy.engine import DEFAULT_MEMORY, open_engine
 from pipelines.publish import report, routed, warehouse
 
 
@@ -20,8 +22,20 @@ class Done:
     report: Path
 
 
-def publish_quarter(out: Path, quarter: Quarter, key: bytes) -> Done:
-    published = routed.publish(out, quarter, key)
+def publish_quarter(
+    out: Path,
+    quarter: Quarter,
+    key: bytes,
+    *,
+    engine: str = "duckdb",
+    memory_limit: str = DEFAULT_MEMORY,
+    spark_session: Any = None,
+) -> Done:
+    """The lifecycle compared on `engine` (as the policy stage's), the routed files and analyst
+    tables written, the warehouse loaded, the quality report written."""
+    spill = Outputs(out).spill(engine)
+    with open_engine(engine, spill, memory_limit, spark_session=spark_session) as session:
+        published = routed.publish(out, quarter, key, engine=session)
     loaded = warehouse.load_quarter(out, str(quarter))
     return Done(published, loaded, report.write_quality_report(out, str(quarter)))
 

@@ -1,0 +1,182 @@
+"""The Spark engine: the same facts and rules on Apache Spark SQL (the issue "Past one machine").
+
+Every SQL text is translated from the portable subset by `portable.translate` (sqlglot, macros
+expanded) and run with its `$names` bound as Spark's named parameters (`:name`), never formatted
+into the text. A table the policy stage makes is a temporary view of a checkpointed DataFrame
+(computed once, not again by every query reading it); the staging Parquet is read where a query
+needs it. The session is Dagster's `PySparkResource`'s when the job runs (`local[*]` here, a
+cluster's through `spark-submit`), or a local one of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipelines.policy import portable
+from pipelines.policy.engine import DEFAULT_MEMORY, Engine, bind
+
+# a local session for tests and `safetynet run --engine spark` on one machine: few shuffle
+# partitions (the default 200 would make 200 tasks of a handful of rows), ANSI SQL (overflow and
+# invalid casts raise instead of turning into NULL), no UI
+LOCAL_CONFIG = {
+    "spark.app.name": "safetynet",
+    "spark.master": "local[*]",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.ansi.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.adaptive.enabled": "true",
+}
+
+
+def spark_memory(limit: str) -> str:
+    """`10GB` (DuckDB's spelling) as Spark's `10g`."""
+    text = limit.strip().upper().removesuffix("B")
+    return text[:-1] + text[-1].lower() if text[-1:] in "KMGT" else text
+
+
+def local_config(temp_directory: Path | None = None, memory_limit: str = DEFAULT_MEMORY) -> dict:
+    """The settings of a local session: `LOCAL_CONFIG`, the driver's memory, where it spills."""
+    config = {**LOCAL_CONFIG, "spark.driver.memory": spark_memory(memory_limit)}
+    if temp_directory is not None:
+        config["spark.local.dir"] = str(temp_directory)
+    return config
+
+
+def local_session(temp_directory: Path | None = None, memory_limit: str = DEFAULT_MEMORY):
+    """A local Spark session outside Dagster (tests, benchmarks), made as dagster-pyspark's
+    resource makes the job's: each setting on the builder, then `getOrCreate` (a JVM has one
+    active session: a second call returns the first, whose settings stand)."""
+    from pyspark.sql import SparkSession
+
+    if temp_directory is not None:
+        Path(temp_directory).mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder
+    for key, value in local_config(temp_directory, memory_limit).items():
+        builder = builder.config(key, value)
+    return quiet(builder.getOrCreate())
+
+
+def quiet(session):
+    """Spark's own log at ERROR: its warnings are for Spark's developers, not the run's log."""
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+class SparkEngine(Engine):
+    """Spark SQL behind the engine seam."""
+
+    name = "spark"
+    TYPES = {
+        "id": "STRING",
+        "text": "STRING",
+        "code": "STRING",
+        "county": "STRING",
+        "date": "DATE",
+        "month": "DATE",
+        "money": "DECIMAL(18, 2)",
+        "bool": "BOOLEAN",
+        "int": "BIGINT",
+        "decimal": "DOUBLE",
+        "json": "STRING",  # evidence as text: Spark builds it from structs, once (portable.py)
+    }
+
+    def __init__(
+        self,
+        temp_directory: Path | None = None,
+        memory_limit: str = DEFAULT_MEMORY,
+        *,
+        session=None,
+    ):
+        if session is None:
+            session = local_session(temp_directory, memory_limit)
+        elif temp_directory is not None:
+            Path(temp_directory).mkdir(parents=True, exist_ok=True)
+        self.spark = quiet(session)
+        self.views: dict[str, Any] = {}  # the tables this session made -> their DataFrames
+
+    def _register(self, table: str, frame) -> None:
+        frame = frame.localCheckpoint(eager=True)  # computed once; lineage cut
+        frame.createOrReplaceTempView(table)
+        self.views[table] = frame
+
+    def _schema(self, columns: Mapping[str, str]) -> str:
+        return ", ".join(f"`{c}` {self.column_type(t)}" for c, t in columns.items())
+
+    def reset(self) -> None:
+        for table in list(self.views):
+            self.spark.catalog.dropTempView(table)
+            del self.views[table]
+
+    def define_macros(self, sql: str) -> None:
+        portable.macros()  # expanded into every statement by `translate`; parsed once here
+
+    def view_of_parquet(self, table: str, path: Path, columns: Sequence[str]) -> None:
+        frame = self.spark.read.parquet(str(path)).select(*columns)
+        frame.createOrReplaceTempView(table)  # read where a query needs it, like DuckDB's view
+        self.views[table] = frame
+
+    def create_table(self, table: str, columns: Mapping[str, str]) -> None:
+        self._register(table, self.spark.createDataFrame([], schema=self._schema(columns)))
+
+    def _append(self, table: str, frame, *, compute: bool = True) -> int | None:
+        """`frame`'s rows after the table's. A query's rows are computed once (`compute`); a
+        Parquet file's are read where a query needs them, as DuckDB's view does."""
+        target = self.views[table]
+        frame = frame.toDF(*target.columns)
+        frame = frame.select(
+            *(
+                frame[c].cast(t).alias(c)
+                for c, t in zip(target.columns, _types(target), strict=True)
+            )
+        )
+        added = frame.localCheckpoint(eager=True) if compute else frame
+        union = target.unionAll(added)
+        union.createOrReplaceTempView(table)
+        self.views[table] = union
+        return added.count() if compute else None
+
+    def append_parquet(
+        self, table: str, path: Path, columns: Sequence[str], constants: Mapping[str, Any]
+    ) -> None:
+        from pyspark.sql import functions as F
+
+        frame = self.spark.read.parquet(str(path)).select(
+            *columns, *(F.lit(v).alias(k) for k, v in constants.items())
+        )
+        self._append(table, frame, compute=False)
+
+    def insert_rows(self, table: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = [tuple(r) for r in rows]
+        if rows:
+            target = self.views[table]
+            self._append(table, self.spark.createDataFrame(rows, schema=target.schema))
+
+    def table_from_arrow(self, table: str, rows: pa.Table) -> None:
+        if table in self.views:
+            self.spark.catalog.dropTempView(table)
+        self._register(table, self.spark.createDataFrame(rows))
+
+    def _sql(self, sql: str, values: Mapping[str, Any] | None):
+        return self.spark.sql(portable.translate(sql), args=bind(sql, values or {}) or None)
+
+    def create_table_as(self, table: str, sql: str, values: Mapping[str, Any]) -> None:
+        self._register(table, self._sql(sql, values))
+
+    def insert_select(self, table: str, sql: str, values: Mapping[str, Any]) -> int:
+        return self._append(table, self._sql(sql, values))
+
+    def arrow(self, sql: str, values: Mapping[str, Any] | None = None) -> pa.Table:
+        return self._sql(sql, values).toArrow()
+
+    def close(self) -> None:
+        self.reset()
+
+
+def _types(frame) -> list[str]:
+    return [f.dataType.simpleString() for f in frame.schema.fields]

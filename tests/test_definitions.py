@@ -1,5 +1,6 @@
 """The Dagster graph loads, and one quarter runs end to end through `safetynet run`."""
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -7,6 +8,7 @@ from dagster import AssetCheckKey, AssetKey, DagsterInstance
 from stdnum.cn import ric
 
 from pipelines.core.contracts import extract_contracts
+from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter
 from pipelines.orchestration import cli
 from pipelines.orchestration.definitions import JOB_NAME, QUARTERS, build_definitions
@@ -114,6 +116,40 @@ def test_rerunning_a_quarter_gives_the_same_tables(tmp_path):
     assert pl.read_parquet(out / "2026Q3" / "tables" / "extract_quality.parquet").equals(first)
     assert pl.read_parquet(out / "2026Q3" / "staging" / "mps" / "residents.parquet").equals(staged)
     assert Path(out / "2026Q3" / "staging" / "mps" / "residents.parquet").exists()
+
+
+def test_steps_in_parallel_processes_give_the_same_outputs_as_one_after_another(
+    tmp_path, monkeypatch
+):
+    """`SAFETYNET_MAX_CONCURRENT=2`: Dagster's multiprocess executor gates the extracts two at a
+    time, each step in a process of its own, and the quarter's tables are the same."""
+    landing = tmp_path / "landing"
+    mps = landing / "2026Q3" / "mps"
+    mps.mkdir(parents=True)
+    (mps / "residents.csv").write_text(_residents(12), encoding="utf-8")
+    quarter = Quarter.parse("2026Q3")
+    serial_code = cli.run(landing, tmp_path / "serial", [quarter])
+    monkeypatch.setenv("SAFETYNET_MAX_CONCURRENT", "2")
+    assert cli.run(landing, tmp_path / "parallel", [quarter]) == serial_code
+    for table in ("extract_quality", "quarantine_reasons", "rule_runs", "warnings"):
+        serial, parallel = (
+            pl.read_parquet(tmp_path / run / "2026Q3" / "tables" / f"{table}.parquet")
+            for run in ("serial", "parallel")
+        )
+        assert serial.equals(parallel), table
+    runs = DagsterInstance.from_config(str(Outputs(tmp_path / "parallel").dagster_home))
+    try:
+        (record,) = runs.get_run_records()
+        events = runs.all_logs(record.dagster_run.run_id)
+        pids = {
+            e.dagster_event.pid
+            for e in events
+            if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"
+        }
+        # every step ran in a process of its own
+        assert len(pids) > 20 and os.getpid() not in pids
+    finally:
+        runs.dispose()
 
 
 def test_the_definitions_dagster_loads_are_configured_from_the_environment(tmp_path, monkeypatch):

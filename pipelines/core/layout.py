@@ -33,6 +33,7 @@ from pathlib import Path
 
 MANIFEST = "manifest.json"
 DAGSTER_YAML = "dagster.yaml"  # the instance's configuration, in any Dagster home
+DAGSTER_HISTORY = "history"  # its run and event-log storage, in any Dagster home
 EXTRACT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
 _QUARTER_DIR = re.compile(r"^\d{4}Q[1-4]$")
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pipelines.core.quarters import Quarter, parse_quarter_list
 
+PARTITION_TAG = "dagster/partition"  # the tag Dagster reads a run's partition from
+
 
 def run(
     landing: Path,
@@ -18,23 +20,26 @@ def run(
     echo=print,
     log_level: str = "WARNING",
     engine: str | None = None,
+    max_concurrent: int | None = None,
 ) -> int:
     """Materialise the quarterly job through Dagster, in-process, quarter by quarter in order.
 
     Works without DAGSTER_HOME: the instance lives under `<out>/.dagster`. Refuses to start
     without the pseudonym key (`SAFETYNET_PSEUDONYM_KEY`). Returns 0 unless a quarter could not
     be processed at all (its registry or roster failed). `engine`: the policy engine (`duckdb`
-    or `spark`), else `SAFETYNET_ENGINE`'s, else DuckDB."""
-    from dagster import DagsterInstance
+    or `spark`), else `SAFETYNET_ENGINE`'s, else DuckDB. `max_concurrent` (else
+    `SAFETYNET_MAX_CONCURRENT`, else 1): more than 1 runs a quarter's steps on Dagster's
+    multiprocess executor (`definitions.job_executor`)."""
+    from dagster import DagsterInstance, execute_job, reconstructable
 
     from pipelines.core import pseudonym
     from pipelines.core.contracts import ContractError
     from pipelines.core.layout import Landing, Outputs
     from pipelines.core.parameters import ParameterError
     from pipelines.gate import accounting
-    from pipelines.orchestration.definitions import JOB_NAME, build_definitions
+    from pipelines.orchestration.definitions import JOB_NAME, build_definitions, quarterly_job
     from pipelines.orchestration.instance import write_instance_config
-    from pipelines.orchestration.resources import Settings, key_from_environment
+    from pipelines.orchestration.resources import Settings, exported, key_from_environment
     from pipelines.policy import evaluate
     from pipelines.policy.catalogue import CatalogueError
     from pipelines.publish.stage import lifecycle_text
@@ -42,9 +47,11 @@ def run(
     landing, out = landing.resolve(), out.resolve()
     try:
         key = key_from_environment()
-        settings = Settings.from_environment()
+        settings = dataclasses.replace(Settings.from_environment(), landing=landing, out=out)
         if engine is not None:
             settings = dataclasses.replace(settings, engine=engine)
+        if max_concurrent is not None:
+            settings = dataclasses.replace(settings, max_concurrent=max_concurrent)
     except (pseudonym.KeyMissing, ValueError) as e:
         echo(f"safetynet: {e}")
         return 2
@@ -72,14 +79,26 @@ def run(
             arrived = Landing(landing).quarter(q)
             if not arrived.is_dir():
                 echo(f"{q}: no landing folder {arrived}; every extract is MISSING")
-            result = job.execute_in_process(
-                partition_key=q,
-                instance=instance,
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            )
+            run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+            if settings.max_concurrent > 1:  # steps in processes of their own
+                with (
+                    exported(settings),
+                    execute_job(
+                        reconstructable(quarterly_job),
+                        instance=instance,
+                        tags={PARTITION_TAG: q},
+                        raise_on_error=False,
+                        run_config=run_config,
+                    ) as result,
+                ):
+                    succeeded = result.success
+            else:
+                result = job.execute_in_process(
+                    partition_key=q, instance=instance, raise_on_error=False, run_config=run_config
+                )
+                succeeded = result.success
             results = accounting.load_results(out, q)
-            echo(f"\n== {q} ({'run succeeded' if result.success else 'run FAILED'}) ==")
+            echo(f"\n== {q} ({'run succeeded' if succeeded else 'run FAILED'}) ==")
             echo(accounting.reconciliation_text(results))
             tables = evaluate.read_tables(out, q)
             if tables is not None:
@@ -88,7 +107,7 @@ def run(
             if cycle is not None:
                 echo(cycle)
             core = accounting.core_failures(results)
-            if core or not result.success:
+            if core or not succeeded:
                 unprocessed.append(q)
                 why = ", ".join(core) or "a step failed; see the Dagster run log"
                 echo(f"{q}: could not be processed: {why} did not pass")
@@ -112,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=["duckdb", "spark"],
         help="the engine of the facts, the rules and the lifecycle's comparison (default "
         "duckdb, or SAFETYNET_ENGINE); spark needs Java 17",
+    )
+    p_run.add_argument(
+        "--max-concurrent",
+        type=int,
+        help="steps at once, each in a process of its own (default 1, or "
+        "SAFETYNET_MAX_CONCURRENT): the extracts gated in parallel",
     )
     p_run.add_argument(
         "--log-level", default="WARNING", help="Dagster console log level (default WARNING)"
@@ -139,7 +164,14 @@ def main(argv: list[str] | None = None) -> int:
             quarters = parse_quarter_list(args.quarters)
         except ValueError as e:
             parser.error(str(e))
-        return run(args.landing, args.out, quarters, log_level=args.log_level, engine=args.engine)
+        return run(
+            args.landing,
+            args.out,
+            quarters,
+            log_level=args.log_level,
+            engine=args.engine,
+            max_concurrent=args.max_concurrent,
+        )
     return 2  # pragma: no cover
 
 

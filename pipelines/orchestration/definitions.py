@@ -8,7 +8,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import Definitions, define_asset_job, definitions, in_process_executor
+from dagster import (
+    Definitions,
+    define_asset_job,
+    definitions,
+    in_process_executor,
+    multiprocess_executor,
+)
 
 from pipelines.core import parameters
 from pipelines.core.contracts import all_contracts
@@ -52,7 +58,7 @@ def build_definitions(
     settings = settings or Settings(landing=landing, out=out)
     job = define_asset_job(
         JOB_NAME,
-        executor_def=in_process_executor,  # one writer; Polars uses both cores itself
+        executor_def=job_executor(settings.max_concurrent),
         description="The quarterly comparison: every extract through its contract, the "
         "quarter's accounting, then the policy's rules.",
     )
@@ -70,6 +76,39 @@ def build_definitions(
             "pyspark": pyspark_resource(Path(out), settings.duckdb_memory),
         },
     )
+
+
+# what each step's process needs, imported once in the forkserver and inherited by every step
+PRELOAD = (
+    "pipelines.orchestration.definitions",
+    "pipelines.gate.expectations",
+    "great_expectations",
+)
+
+
+def job_executor(max_concurrent: int):
+    """One step at a time in the run's process (`max_concurrent` 1, the default: Polars uses
+    every core within a step), or Dagster's multiprocess executor: up to `max_concurrent` steps
+    at once, each in a process forked from a server that has imported safetynet and Great
+    Expectations already, so the extracts, independent until the policy step, are gated in
+    parallel (Great Expectations' writes stay one at a time: `gate.expectations._one_writer`).
+    On a 2-core machine the multiprocess executor is the slower (bench/README.md, "Executors")."""
+    if max_concurrent <= 1:
+        return in_process_executor
+    return multiprocess_executor.configured(
+        {
+            "max_concurrent": max_concurrent,
+            "start_method": {"forkserver": {"preload_modules": list(PRELOAD)}},
+        },
+        name="multiprocess",
+    )
+
+
+def quarterly_job():
+    """The quarterly job as each step's process rebuilds it (`dagster.reconstructable`), from the
+    settings `safetynet run` put in the environment (`resources.exported`)."""
+    settings = Settings.from_environment()
+    return build_definitions(settings.landing, settings.out, settings).resolve_job_def(JOB_NAME)
 
 
 @definitions

@@ -21,6 +21,12 @@
   writer (ENGINEERING.md). Since Dagster makes no public promise about the order, a quarter's run
   whose previous quarter has not yet been processed is something the policy stage should refuse
   or flag, rather than trust the ordering alone.
+
+The event log is one SQLite database for every run (`ConsolidatedSqliteEventLogStorage` under
+`<home>/history/`), made when the instance is first opened: with Dagster's default of one database
+per run, steps that start together in processes of their own (`safetynet run --max-concurrent`)
+race to create it ("UNIQUE constraint failed: alembic_version"). An instance whose `dagster.yaml`
+was written before keeps its own settings.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipelines.core.layout import DAGSTER_YAML
+from pipelines.core.layout import DAGSTER_HISTORY, DAGSTER_YAML
 
 INSTANCE_YAML = """\
 # Written by safetynet (pipelines/orchestration/instance.py): one run at a time, so a backfill
@@ -41,6 +47,14 @@ run_coordinator:
 concurrency:
   runs:
     max_concurrent_runs: 1
+# one event-log database for every run, made when the instance is first opened: with per-run
+# databases, steps starting together in processes of their own (SAFETYNET_MAX_CONCURRENT > 1)
+# race to create a run's database
+event_log_storage:
+  module: dagster.core.storage.event_log
+  class: ConsolidatedSqliteEventLogStorage
+  config:
+    base_dir: {base_dir}
 """
 
 
@@ -50,7 +64,7 @@ def write_instance_config(home: str | os.PathLike) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     path = home / DAGSTER_YAML
     if not path.exists():
-        path.write_text(INSTANCE_YAML, encoding="utf-8")
+        path.write_text(INSTANCE_YAML.format(base_dir=home / DAGSTER_HISTORY), encoding="utf-8")
     return path
 
 

@@ -15,14 +15,18 @@ stages get what they need as arguments from the assets, which get it from these 
   Spark: one per run, started only when asked for, configured by `spark.local_config`
   (`local[*]`; a cluster's settings are in docs/scale.md);
 
-and, for the definitions themselves, `SAFETYNET_SCHEDULE_DAY` (the schedule's day, 1–28) and
-`SAFETYNET_SENSOR_MAX_AGE` (how many quarters back the landing sensor looks).
+and, for the definitions themselves, `SAFETYNET_SCHEDULE_DAY` (the schedule's day, 1–28),
+`SAFETYNET_SENSOR_MAX_AGE` (how many quarters back the landing sensor looks) and
+`SAFETYNET_MAX_CONCURRENT` (how many of the job's steps run at once: 1, the default, runs them
+one after another in the run's process; more runs them on Dagster's multiprocess executor, each
+step in a process of its own, the extracts gated in parallel).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +124,7 @@ class Settings:
     sensor_max_age: int = DEFAULT_MAX_AGE
     duckdb_memory: str = DEFAULT_MEMORY
     engine: str = "duckdb"
+    max_concurrent: int = 1
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -138,4 +143,33 @@ class Settings:
             sensor_max_age=_int_setting(env, "SAFETYNET_SENSOR_MAX_AGE", DEFAULT_MAX_AGE, 0, 400),
             duckdb_memory=env.get("SAFETYNET_DUCKDB_MEMORY", "").strip() or DEFAULT_MEMORY,
             engine=env.get("SAFETYNET_ENGINE", "").strip() or "duckdb",
+            max_concurrent=_int_setting(env, "SAFETYNET_MAX_CONCURRENT", 1, 1, 256),
         )
+
+    def environment(self) -> dict[str, str]:
+        """The settings as the environment `from_environment` reads them back from."""
+        return {
+            "SAFETYNET_LANDING": str(self.landing),
+            "SAFETYNET_OUT": str(self.out),
+            "SAFETYNET_SCHEDULE_DAY": str(self.schedule_day),
+            "SAFETYNET_SENSOR_MAX_AGE": str(self.sensor_max_age),
+            "SAFETYNET_DUCKDB_MEMORY": self.duckdb_memory,
+            "SAFETYNET_ENGINE": self.engine,
+            "SAFETYNET_MAX_CONCURRENT": str(self.max_concurrent),
+        }
+
+
+@contextlib.contextmanager
+def exported(settings: Settings) -> Iterator[None]:
+    """The settings in this process's environment while a run's step processes start (each
+    rebuilds the definitions from it: `definitions.quarterly_job`); as it was, afterwards."""
+    before = {k: os.environ.get(k) for k in settings.environment()}
+    os.environ.update(settings.environment())
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import polars as pl
+import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance
 from stdnum.cn import ric
 
@@ -184,3 +185,46 @@ def test_a_broken_packaged_file_stops_the_run_before_it_starts_naming_the_file(
     assert "safetynet: dibao_standard.yaml: parameter dibao_standard" in printed
     assert "Traceback" not in printed
     assert not (tmp_path / "out" / "2026Q3").exists()
+
+
+def test_the_cluster_path_submits_each_spark_step_with_the_platform_command(tmp_path):
+    """`SAFETYNET_SPARK_SUBMIT`: the policy and publishing steps become `spark-submit` of
+    `orchestration/submitted.py`, with the platform's own options first and no secret on the
+    command line; the metadata it reports back keeps its Markdown and paths."""
+    from dagster import MetadataValue
+
+    from pipelines.orchestration import submitted
+
+    line = submitted.command(
+        "spark-submit --master yarn --deploy-mode client --num-executors 40",
+        "policy",
+        tmp_path,
+        Quarter.parse("2026Q3"),
+    )
+    assert line[:6] == [
+        "spark-submit",
+        "--master",
+        "yarn",
+        "--deploy-mode",
+        "client",
+        "--num-executors",
+    ]
+    assert line[7].endswith("pipelines/orchestration/submitted.py")
+    assert line[8:] == ["--step", "policy", "--out", str(tmp_path), "--quarter", "2026Q3"]
+    assert not any("KEY" in part for part in line)
+    carried = submitted._pipes_metadata(
+        {"n": 3, "table": MetadataValue.md("| a |"), "at": MetadataValue.path("/x")}
+    )
+    assert carried == {
+        "n": 3,
+        "table": {"raw_value": "| a |", "type": "md"},
+        "at": {"raw_value": "/x", "type": "path"},
+    }
+
+
+def test_spark_submit_without_the_spark_engine_is_refused(tmp_path):
+    from pipelines.orchestration.resources import Settings
+
+    settings = Settings(landing=tmp_path, out=tmp_path, spark_submit="spark-submit")
+    with pytest.raises(ValueError, match="choose the Spark engine"):
+        build_definitions(tmp_path, tmp_path, settings)

@@ -41,6 +41,7 @@ from pipelines.core.pseudonym import KeyMissing, is_demo
 from pipelines.core.quarters import Quarter, quarter_range
 from pipelines.gate import stage as gate
 from pipelines.gate.extract import ExtractResult
+from pipelines.orchestration import submitted
 from pipelines.orchestration.resources import PolicyEngine, PseudonymKey, SafetynetPaths
 from pipelines.policy import stage as policy
 from pipelines.policy.catalogue import CATEGORIES
@@ -52,6 +53,7 @@ GATE = "gate"
 POLICY = "policy"
 OUTPUTS = "outputs"
 ACCOUNTING = AssetKey([GATE, "extract_quality"])
+WARNINGS = AssetKey([POLICY, "warnings"])
 
 
 def _site_rebuilt_later(context: AssetExecutionContext) -> bool:
@@ -224,17 +226,60 @@ def _scrubbed(fn):
     return step
 
 
+def policy_result(done: policy.Evaluated, *, demo_key: bool) -> MaterializeResult:
+    """The `policy/warnings` materialisation of an evaluated quarter: counts, the rules not
+    evaluated, and the `every_rule_evaluated` check."""
+    evaluation = done.evaluation
+    runs = evaluation.rule_runs
+    skipped = runs.filter(pl.col("status") == "NOT_EVALUATED")
+    by_category = dict(evaluation.warnings.group_by("category").len().iter_rows())
+    md = {
+        "warnings": evaluation.warnings.height,
+        **{f"warnings_{c.lower()}": by_category.get(c, 0) for c in CATEGORIES},
+        "rules_evaluated": runs.height - skipped.height,
+        "rules_not_evaluated": ", ".join(skipped["rule_id"].to_list()) or "none",
+        "window_quarters_loaded": len(done.sources.loaded),
+        "data_findings": int(evaluation.data_findings["count"].sum() or 0),
+        "demo_key": demo_key,
+        "rule_runs": MetadataValue.path(str(done.written["rule_runs"])),
+    }
+    return MaterializeResult(
+        metadata=md,
+        check_results=[
+            AssetCheckResult(
+                check_name="every_rule_evaluated",
+                asset_key=WARNINGS,
+                passed=skipped.height == 0,
+                severity=AssetCheckSeverity.ERROR
+                if not evaluation.processed
+                else AssetCheckSeverity.WARN,
+                metadata={
+                    "not_evaluated": MetadataValue.md(
+                        "| rule | reason |\n| --- | --- |\n"
+                        + "\n".join(
+                            f"| {r} | {why} |"
+                            for r, why in skipped.select("rule_id", "reason").iter_rows()
+                        )
+                    )
+                    if skipped.height
+                    else "none"
+                },
+            )
+        ],
+    )
+
+
 def policy_asset(extract_keys: list[AssetKey]):
-    key = AssetKey([POLICY, "warnings"])
+    key = WARNINGS
 
     @asset(
         key=key,
         partitions_def=QUARTERS,
         group_name=POLICY,
         deps=extract_keys,
-        description="The quarter's comparison (policy.md): derived facts in DuckDB over the "
-        "accepted rows, the 19 rules of rules/catalogue, warnings with evidence, rule_runs and "
-        "data findings.",
+        description="The quarter's comparison (policy.md): derived facts in DuckDB (or Spark) "
+        "over the accepted rows, the 19 rules of rules/catalogue, warnings with evidence, "
+        "rule_runs and data findings.",
         check_specs=[
             AssetCheckSpec(
                 "every_rule_evaluated",
@@ -254,60 +299,46 @@ def policy_asset(extract_keys: list[AssetKey]):
         pyspark: LazyPySparkResource,
     ) -> MaterializeResult:
         secret = pseudonym.value()
+        quarter = Quarter.parse(context.partition_key)
+        if policy_engine.spark_submit:  # a Spark application of its own, through Dagster Pipes
+            return submitted.submit(
+                context, "policy", Path(paths.out), quarter, policy_engine, secret
+            )
         done = policy.evaluate_quarter(
             Path(paths.out),
-            Quarter.parse(context.partition_key),
+            quarter,
             secret,
             engine=policy_engine.engine,
             memory_limit=policy_engine.memory_limit,
             spark_session=policy_engine.spark_session(pyspark),
         )
-        evaluation = done.evaluation
         context.log.info(
             "policy\n"
             + policy.evaluate.summary_text(
-                evaluation.warnings, evaluation.rule_runs, evaluation.data_findings
+                done.evaluation.warnings, done.evaluation.rule_runs, done.evaluation.data_findings
             )
         )
-        runs = evaluation.rule_runs
-        skipped = runs.filter(pl.col("status") == "NOT_EVALUATED")
-        by_category = dict(evaluation.warnings.group_by("category").len().iter_rows())
-        md = {
-            "warnings": evaluation.warnings.height,
-            **{f"warnings_{c.lower()}": by_category.get(c, 0) for c in CATEGORIES},
-            "rules_evaluated": runs.height - skipped.height,
-            "rules_not_evaluated": ", ".join(skipped["rule_id"].to_list()) or "none",
-            "window_quarters_loaded": len(done.sources.loaded),
-            "data_findings": int(evaluation.data_findings["count"].sum() or 0),
-            "demo_key": is_demo(secret),
-            "rule_runs": MetadataValue.path(str(done.written["rule_runs"])),
-        }
-        return MaterializeResult(
-            metadata=md,
-            check_results=[
-                AssetCheckResult(
-                    check_name="every_rule_evaluated",
-                    asset_key=key,
-                    passed=skipped.height == 0,
-                    severity=AssetCheckSeverity.ERROR
-                    if not evaluation.processed
-                    else AssetCheckSeverity.WARN,
-                    metadata={
-                        "not_evaluated": MetadataValue.md(
-                            "| rule | reason |\n| --- | --- |\n"
-                            + "\n".join(
-                                f"| {r} | {why} |"
-                                for r, why in skipped.select("rule_id", "reason").iter_rows()
-                            )
-                        )
-                        if skipped.height
-                        else "none"
-                    },
-                )
-            ],
-        )
+        return policy_result(done, demo_key=is_demo(secret))
 
     return warnings
+
+
+def published_result(out: Path, quarter: Quarter, done: publish.Done) -> MaterializeResult:
+    """The `outputs/published` materialisation of a published quarter."""
+    statuses = dict(done.published.lifecycle.group_by("status").len().iter_rows())
+    outputs = Outputs(out)
+    return MaterializeResult(
+        metadata={
+            "warnings": done.published.warnings.height,
+            **{f"lifecycle_{s.lower()}": n for s, n in sorted(statuses.items())},
+            "feedback_rows_applied": done.published.feedback_rows,
+            "routed_files": len(done.published.routed_files),
+            "warehouse_rows": sum(done.warehouse_rows.values()),
+            "routed": MetadataValue.path(str(outputs.quarter(quarter).routed)),
+            "warehouse": MetadataValue.path(str(outputs.warehouse)),
+            "quality_report": MetadataValue.path(str(done.report)),
+        }
+    )
 
 
 def publish_asset():
@@ -334,6 +365,10 @@ def publish_asset():
         pyspark: LazyPySparkResource,
     ) -> MaterializeResult:
         quarter = Quarter.parse(context.partition_key)
+        if policy_engine.spark_submit:  # the lifecycle's comparison in a Spark application
+            return submitted.submit(
+                context, "publish", Path(paths.out), quarter, policy_engine, pseudonym.value()
+            )
         done = publish.publish_quarter(
             Path(paths.out),
             quarter,
@@ -342,20 +377,7 @@ def publish_asset():
             memory_limit=policy_engine.memory_limit,
             spark_session=policy_engine.spark_session(pyspark),
         )
-        statuses = dict(done.published.lifecycle.group_by("status").len().iter_rows())
-        outputs = Outputs(Path(paths.out))
-        return MaterializeResult(
-            metadata={
-                "warnings": done.published.warnings.height,
-                **{f"lifecycle_{s.lower()}": n for s, n in sorted(statuses.items())},
-                "feedback_rows_applied": done.published.feedback_rows,
-                "routed_files": len(done.published.routed_files),
-                "warehouse_rows": sum(done.warehouse_rows.values()),
-                "routed": MetadataValue.path(str(outputs.quarter(quarter).routed)),
-                "warehouse": MetadataValue.path(str(outputs.warehouse)),
-                "quality_report": MetadataValue.path(str(done.report)),
-            }
-        )
+        return published_result(Path(paths.out), quarter, done)
 
     return published
 

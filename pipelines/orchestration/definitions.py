@@ -56,6 +56,11 @@ def build_definitions(
     `safetynet run` and `defs`."""
     check_packaged_data()
     settings = settings or Settings(landing=landing, out=out)
+    if settings.spark_submit and settings.engine != "spark":
+        raise ValueError(
+            "SAFETYNET_SPARK_SUBMIT submits Spark applications: choose the Spark engine "
+            "(--engine spark or SAFETYNET_ENGINE=spark)"
+        )
     job = define_asset_job(
         JOB_NAME,
         executor_def=job_executor(settings.max_concurrent),
@@ -71,7 +76,9 @@ def build_definitions(
             "paths": SafetynetPaths(landing=str(landing), out=str(out)),
             "pseudonym": pseudonym_resource(),
             "policy_engine": PolicyEngine(
-                engine=settings.engine, memory_limit=settings.duckdb_memory
+                engine=settings.engine,
+                memory_limit=settings.duckdb_memory,
+                spark_submit=settings.spark_submit,
             ),
             "pyspark": pyspark_resource(Path(out), settings.duckdb_memory),
         },
@@ -92,7 +99,8 @@ def job_executor(max_concurrent: int):
     at once, each in a process forked from a server that has imported safetynet and Great
     Expectations already, so the extracts, independent until the policy step, are gated in
     parallel (Great Expectations' writes stay one at a time: `gate.expectations._one_writer`).
-    On a 2-core machine the multiprocess executor is the slower (bench/README.md, "Executors")."""
+    On a 2-core machine the multiprocess executor is the slower (bench/README.md, "Both
+    engines, and the executors")."""
     if max_concurrent <= 1:
         return in_process_executor
     return multiprocess_executor.configured(

@@ -11,6 +11,9 @@ stages get what they need as arguments from the assets, which get it from these 
   (`safetynet run --engine`, `SAFETYNET_ENGINE`: `duckdb`, the default, or `spark`) and its
   memory, `SAFETYNET_DUCKDB_MEMORY` (default 10GB; past it DuckDB spills to `<out>/.duckdb/`,
   Spark to `<out>/.spark/`);
+  `SAFETYNET_SPARK_SUBMIT` (or the resource's `spark_submit`) sends the policy and publishing
+  steps to a cluster as Spark applications of their own, through Dagster Pipes
+  (`orchestration/submitted.py`);
 - `pyspark`: dagster-pyspark's `LazyPySparkResource`, the Spark session when the engine is
   Spark: one per run, started only when asked for, configured by `spark.local_config`
   (`local[*]`; a cluster's settings are in docs/scale.md);
@@ -67,6 +70,10 @@ class PolicyEngine(ConfigurableResource):
 
     engine: str = "duckdb"  # one of policy.engine.ENGINES
     memory_limit: str = DEFAULT_MEMORY
+    # the cluster path: the policy and publishing steps as Spark applications of their own,
+    # started with this command (`spark-submit --master yarn …`, docs/scale.md) through Dagster
+    # Pipes; empty: Spark runs in the step's process (`pyspark`)
+    spark_submit: str = ""
 
     def spark_session(self, pyspark: LazyPySparkResource):
         """The run's Spark session when the engine is Spark (started here, once per run), else
@@ -124,6 +131,7 @@ class Settings:
     sensor_max_age: int = DEFAULT_MAX_AGE
     duckdb_memory: str = DEFAULT_MEMORY
     engine: str = "duckdb"
+    spark_submit: str = ""
     max_concurrent: int = 1
 
     def __post_init__(self) -> None:
@@ -143,6 +151,7 @@ class Settings:
             sensor_max_age=_int_setting(env, "SAFETYNET_SENSOR_MAX_AGE", DEFAULT_MAX_AGE, 0, 400),
             duckdb_memory=env.get("SAFETYNET_DUCKDB_MEMORY", "").strip() or DEFAULT_MEMORY,
             engine=env.get("SAFETYNET_ENGINE", "").strip() or "duckdb",
+            spark_submit=env.get("SAFETYNET_SPARK_SUBMIT", "").strip(),
             max_concurrent=_int_setting(env, "SAFETYNET_MAX_CONCURRENT", 1, 1, 256),
         )
 
@@ -155,6 +164,7 @@ class Settings:
             "SAFETYNET_SENSOR_MAX_AGE": str(self.sensor_max_age),
             "SAFETYNET_DUCKDB_MEMORY": self.duckdb_memory,
             "SAFETYNET_ENGINE": self.engine,
+            "SAFETYNET_SPARK_SUBMIT": self.spark_submit,
             "SAFETYNET_MAX_CONCURRENT": str(self.max_concurrent),
         }
 

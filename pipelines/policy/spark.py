@@ -4,8 +4,8 @@ Every SQL text is translated from the portable subset by `portable.translate` (s
 expanded) and run with its `$names` bound as Spark's named parameters (`:name`), never formatted
 into the text. A table the policy stage makes is a temporary view of a checkpointed DataFrame
 (computed once, not again by every query reading it); the staging Parquet is read where a query
-needs it. The session is Dagster's `PySparkResource`'s when the job runs (`local[*]` here, a
-cluster's through `spark-submit`), or a local one of its own.
+needs it. The session is the one given (dagster-pyspark's `LazyPySparkResource`'s when the job
+runs, `local[*]`; a cluster's under `spark-submit`), or a local one of its own.
 """
 
 from __future__ import annotations
@@ -31,6 +31,14 @@ LOCAL_CONFIG = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.adaptive.enabled": "true",
+}
+
+
+# what the SQL means depends on these: set on every session the engine is given, whoever made it
+# (a cluster's `spark-submit` may not say them)
+SEMANTIC_CONFIG = {
+    "spark.sql.ansi.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
 }
 
 
@@ -97,6 +105,8 @@ class SparkEngine(Engine):
             session = local_session(temp_directory, memory_limit)
         elif temp_directory is not None:
             Path(temp_directory).mkdir(parents=True, exist_ok=True)
+        for key, value in SEMANTIC_CONFIG.items():
+            session.conf.set(key, value)
         self.spark = quiet(session)
         self.views: dict[str, Any] = {}  # the tables this session made -> their DataFrames
 

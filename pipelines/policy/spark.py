@@ -110,8 +110,9 @@ class SparkEngine(Engine):
         self.spark = quiet(session)
         self.views: dict[str, Any] = {}  # the tables this session made -> their DataFrames
 
-    def _register(self, table: str, frame) -> None:
-        frame = frame.localCheckpoint(eager=True)  # computed once; lineage cut
+    def _register(self, table: str, frame, *, compute: bool = True) -> None:
+        if compute:
+            frame = frame.localCheckpoint(eager=True)  # computed once; lineage cut
         frame.createOrReplaceTempView(table)
         self.views[table] = frame
 
@@ -132,11 +133,13 @@ class SparkEngine(Engine):
         self.views[table] = frame
 
     def create_table(self, table: str, columns: Mapping[str, str]) -> None:
-        self._register(table, self.spark.createDataFrame([], schema=self._schema(columns)))
+        empty = self.spark.createDataFrame([], schema=self._schema(columns))
+        self._register(table, empty, compute=False)  # nothing to compute
 
     def _append(self, table: str, frame, *, compute: bool = True) -> int | None:
         """`frame`'s rows after the table's. A query's rows are computed once (`compute`); a
-        Parquet file's are read where a query needs them, as DuckDB's view does."""
+        Parquet file's are read where a query needs them, as DuckDB's view does, and a few rows
+        from Python stay the local relation they are."""
         target = self.views[table]
         frame = frame.toDF(*target.columns)
         frame = frame.select(
@@ -165,7 +168,8 @@ class SparkEngine(Engine):
         rows = [tuple(r) for r in rows]
         if rows:
             target = self.views[table]
-            self._append(table, self.spark.createDataFrame(rows, schema=target.schema))
+            frame = self.spark.createDataFrame(rows, schema=target.schema)
+            self._append(table, frame, compute=False)
 
     def table_from_arrow(self, table: str, rows: pa.Table) -> None:
         if table in self.views:

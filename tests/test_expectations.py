@@ -16,6 +16,7 @@ import fcntl
 import json
 import math
 import random
+import re
 import threading
 from pathlib import Path
 
@@ -753,6 +754,56 @@ def test_data_docs_exist_and_carry_no_identity_number_or_name(planted):
         text = p.read_bytes().decode("utf-8", errors="replace")
         leaked = [s for s in secrets if s in text]
         assert not leaked, f"{p}: {len(leaked)} personal values, e.g. {leaked[0][:6]}…"
+
+
+def _site(out: Path) -> dict[str, str]:
+    """The Data Docs site's pages, without what GE varies from one rendering to the next (the
+    time in its logo's address, the random ids of collapsible sections)."""
+    noise = re.compile(
+        r"d=\d{8}T\d{6}\.\d+Z|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    )
+    root = out / "data_docs"
+    return {
+        str(p.relative_to(root)): noise.sub("", p.read_text(encoding="utf-8"))
+        for p in sorted(root.rglob("*.html"))
+    }
+
+
+def test_data_docs_are_built_quarter_by_quarter_into_the_site_a_whole_rebuild_makes(
+    planted, tmp_path
+):
+    """The accounting step renders its own quarter's pages and the index only: an earlier
+    quarter's page is not rendered again (the work does not grow with the history), and the site
+    ends as a rebuild of everything makes it."""
+    _, runs = planted
+    run = runs["hrss.employment"]
+    g = run.gated
+    pages = {}
+    for q in ("2026Q2", "2026Q3"):
+        expectations.validate(
+            tmp_path,
+            run.contract,
+            Quarter.parse(q),
+            g.source,
+            g.ctx,
+            g.checks,
+            update_data_docs=False,
+            raise_errors=True,
+        )
+        expectations.build_data_docs(tmp_path, q, raise_errors=True)
+        pages[q] = {
+            p: p.stat().st_mtime_ns
+            for p in (tmp_path / "data_docs" / "validations").rglob("*.html")
+            if f"{q}.hrss.employment" in str(p)
+        }
+    assert len(pages["2026Q2"]) == len(pages["2026Q3"]) == 1
+    ((page, rendered),) = pages["2026Q2"].items()
+    assert page.stat().st_mtime_ns == rendered  # not rendered again for 2026Q3
+    quarter_by_quarter = _site(tmp_path)
+    index = quarter_by_quarter["index.html"]
+    assert "2026Q2.hrss.employment" in index and "2026Q3.hrss.employment" in index
+    expectations.build_data_docs(tmp_path, raise_errors=True)  # everything, again
+    assert _site(tmp_path) == quarter_by_quarter
 
 
 def test_stored_results_keep_counts_only(planted):

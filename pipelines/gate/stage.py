@@ -39,12 +39,14 @@ def gate_extract(
     routed_warning_keys: frozenset[str] | None = None,
     render_data_docs: bool = True,
     log: logging.Logger | logging.LoggerAdapter,
+    gx_context=None,
 ) -> Gated:
     """Gate one extract, validate it with Great Expectations and save its result for the
     accounting. An unexpected error in our own code fails this extract (with the error named,
     scrubbed of identity numbers, in `log`), never the quarter. `render_data_docs=False` stores
     the validation without rendering its Data Docs pages: for a caller that has `account`
-    rebuild the whole site afterwards."""
+    build the quarter's pages afterwards. `gx_context`: the run's Great Expectations context
+    (opened once per run), else one of its own."""
     dept = department or contract.department
     previous = accounting.previous_accepted(out, str(quarter.previous()), dept, contract.extract)
     try:
@@ -73,6 +75,7 @@ def gate_extract(
                     checked.checks,
                     department=dept,
                     update_data_docs=render_data_docs,
+                    gx_context=gx_context,
                 )
         finally:
             checked.close()
@@ -120,6 +123,7 @@ def gate_feedback(
     *,
     render_data_docs: bool = True,
     log: logging.Logger | logging.LoggerAdapter,
+    gx_context=None,
 ) -> list[ExtractResult]:
     """Each receiving department's feedback file (extracts.md §4) through the feedback contract,
     with the keys routed to that department in earlier quarters. A department that sent none
@@ -142,6 +146,7 @@ def gate_feedback(
             routed_warning_keys=history.get(dept, frozenset()),
             render_data_docs=render_data_docs,
             log=log,
+            gx_context=gx_context,
         )
         results.append(gated.result)
     return results
@@ -154,10 +159,12 @@ class Accounted:
     data_docs: Path | None
 
 
-def account(out: Path, quarter: Quarter) -> Accounted:
-    """The quarter's `extract_quality` and `quarantine_reasons`, and the Data Docs."""
+def account(out: Path, quarter: Quarter, *, gx_context=None) -> Accounted:
+    """The quarter's `extract_quality` and `quarantine_reasons`, and the Data Docs (the quarter's
+    pages and the index)."""
     from pipelines.gate import expectations  # see gate_extract
 
     results = accounting.load_results(out, str(quarter))
     tables = accounting.write_tables(out, str(quarter), results)
-    return Accounted(results, tables, expectations.build_data_docs(out))
+    docs = expectations.build_data_docs(out, quarter, gx_context=gx_context)
+    return Accounted(results, tables, docs)

@@ -42,7 +42,12 @@ from pipelines.core.quarters import Quarter, quarter_range
 from pipelines.gate import stage as gate
 from pipelines.gate.extract import ExtractResult
 from pipelines.orchestration import submitted
-from pipelines.orchestration.resources import PolicyEngine, PseudonymKey, SafetynetPaths
+from pipelines.orchestration.resources import (
+    GreatExpectations,
+    PolicyEngine,
+    PseudonymKey,
+    SafetynetPaths,
+)
 from pipelines.policy import stage as policy
 from pipelines.policy.catalogue import CATEGORIES
 from pipelines.publish import stage as publish
@@ -124,7 +129,11 @@ def extract_asset(contract: Contract):
         ],
         kinds={"polars", "parquet"},
     )
-    def _asset(context: AssetExecutionContext, paths: SafetynetPaths) -> MaterializeResult:
+    def _asset(
+        context: AssetExecutionContext,
+        paths: SafetynetPaths,
+        great_expectations: GreatExpectations,
+    ) -> MaterializeResult:
         gated = gate.gate_extract(
             Path(paths.landing),
             Path(paths.out),
@@ -132,6 +141,7 @@ def extract_asset(contract: Contract):
             Quarter.parse(context.partition_key),
             render_data_docs=not _site_rebuilt_later(context),
             log=context.log,
+            gx_context=great_expectations.context(),
         )
         md = _metadata(gated.result, gated.validation)
         return MaterializeResult(
@@ -160,13 +170,18 @@ def extract_asset(contract: Contract):
     "one file per department folder, through the feedback contract.",
     kinds={"polars", "parquet"},
 )
-def feedback(context: AssetExecutionContext, paths: SafetynetPaths) -> MaterializeResult:
+def feedback(
+    context: AssetExecutionContext,
+    paths: SafetynetPaths,
+    great_expectations: GreatExpectations,
+) -> MaterializeResult:
     results = gate.gate_feedback(
         Path(paths.landing),
         Path(paths.out),
         Quarter.parse(context.partition_key),
         render_data_docs=not _site_rebuilt_later(context),
         log=context.log,
+        gx_context=great_expectations.context(),
     )
     seen = [f"{r.department}: {r.status} ({r.rows_received:,} rows)" for r in results]
     return MaterializeResult(metadata={"files": ", ".join(seen) or "none"})
@@ -182,8 +197,16 @@ def quality_asset(extract_keys: list[AssetKey]):
         "and the Great Expectations Data Docs (outputs.md §4).",
         kinds={"parquet"},
     )
-    def extract_quality(context: AssetExecutionContext, paths: SafetynetPaths):
-        done = gate.account(Path(paths.out), Quarter.parse(context.partition_key))
+    def extract_quality(
+        context: AssetExecutionContext,
+        paths: SafetynetPaths,
+        great_expectations: GreatExpectations,
+    ):
+        done = gate.account(
+            Path(paths.out),
+            Quarter.parse(context.partition_key),
+            gx_context=great_expectations.context(),
+        )
         results = done.results
         failed = [f"{r.department}/{r.extract}" for r in results if r.status != "PASSED"]
         context.log.info("reconciliation\n" + gate.accounting.reconciliation_text(results))

@@ -22,6 +22,7 @@ from pipelines.core.quarters import Quarter
 from pipelines.gate.checks import CheckContext, compile_checks
 from pipelines.orchestration.assets import QUARTERS, all_assets
 from pipelines.orchestration.resources import (
+    GreatExpectations,
     PolicyEngine,
     SafetynetPaths,
     Settings,
@@ -74,6 +75,7 @@ def build_definitions(
         sensors=[build_landing_sensor(JOB_NAME, QUARTERS, max_age=settings.sensor_max_age)],
         resources={
             "paths": SafetynetPaths(landing=str(landing), out=str(out)),
+            "great_expectations": GreatExpectations(out=str(out)),
             "pseudonym": pseudonym_resource(),
             "policy_engine": PolicyEngine(
                 engine=settings.engine,

@@ -5,6 +5,7 @@ stages get what they need as arguments from the assets, which get it from these 
 
 - `paths`: the landing folder and the output folder (`safetynet run --landing --out`;
   `SAFETYNET_LANDING` and `SAFETYNET_OUT` for `make ui`);
+- `great_expectations`: the run's Great Expectations context, opened once per run;
 - `pseudonym`: the province's pseudonym key, `SAFETYNET_PSEUDONYM_KEY` as a Dagster `EnvVar`:
   its value is never written to Dagster's storage, and a run without it does not start;
 - `policy_engine`: the engine of the policy stage and of the lifecycle's comparison
@@ -32,9 +33,11 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dagster import ConfigurableResource, EnvVar
 from dagster_pyspark import LazyPySparkResource
+from pydantic import PrivateAttr
 
 from pipelines.core import pseudonym
 from pipelines.core.layout import Outputs
@@ -51,6 +54,22 @@ class SafetynetPaths(ConfigurableResource):
 
     landing: str
     out: str
+
+
+class GreatExpectations(ConfigurableResource):
+    """The run's Great Expectations file context (`<out>/gx`), opened once per run when a step
+    first asks for it, not once per extract (opening one reads and checks its configuration:
+    ≈ 0.15 s)."""
+
+    out: str
+    _context: Any = PrivateAttr(default=None)
+
+    def context(self):
+        if self._context is None:
+            from pipelines.gate import expectations  # Great Expectations: imported when used
+
+            self._context = expectations.context(Path(self.out))
+        return self._context
 
 
 class PseudonymKey(ConfigurableResource):

@@ -43,6 +43,7 @@ ui: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.gate
 	$(BIN)/python -m bench.stages --scale $(BENCH_SCALE)
+	$(BIN)/python -m bench.history --scale county --quarters 12
 
 lock: $(STAMP)
 	echo '# The whole dependency tree as tested (Python 3.11, linux x86_64). Regenerate with `make lock`.' > requirements.lock.new

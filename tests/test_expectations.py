@@ -806,6 +806,29 @@ def test_data_docs_are_built_quarter_by_quarter_into_the_site_a_whole_rebuild_ma
     assert _site(tmp_path) == quarter_by_quarter
 
 
+def test_a_quarter_whose_pages_were_never_built_gets_them_with_the_next_quarter(planted, tmp_path):
+    """If a quarter's Data Docs were not built (its accounting step failed), the next quarter's
+    build renders them too: the index links no page that is not there."""
+    _, runs = planted
+    run = runs["hrss.employment"]
+    g = run.gated
+    for q in ("2026Q1", "2026Q2", "2026Q3"):
+        expectations.validate(
+            tmp_path,
+            run.contract,
+            Quarter.parse(q),
+            g.source,
+            g.ctx,
+            g.checks,
+            update_data_docs=False,
+            raise_errors=True,
+        )
+        if q != "2026Q2":  # 2026Q2's build "failed"
+            expectations.build_data_docs(tmp_path, q, raise_errors=True)
+    built = {p.parent.parent.name for p in (tmp_path / "data_docs" / "validations").rglob("*.html")}
+    assert built == {f"{q}.hrss.employment" for q in ("2026Q1", "2026Q2", "2026Q3")}
+
+
 def test_stored_results_keep_counts_only(planted):
     out, _ = planted
     stored = list((out / "gx" / "uncommitted" / "validations").rglob("*.json"))

@@ -335,8 +335,10 @@ def test_json_values_are_written_as_duckdb_writes_them(duck, spark):
     """Text, booleans, integers, dates, decimals of each precision and doubles from tiny to
     huge, in an object, in an object inside an object, in a list, and merged with a window."""
     doubles = [0.1, 1.0, 2410.7, 1e7, 12345678.9, 1.5e-7, 1e-6, 1e21, 1e20, 123456.789, -0.5]
+    doubles += [1.2345678901234567e-4]  # 17 digits after a small exponent
     n = len(doubles)
     texts = ['引号"', "反斜杠\\", "换行\n", "制表\t", "普通", None, "ok", "/", "a", "b", "c"]
+    texts += ["行\u2028分隔\u0085"]  # characters a Java regex's `.` does not match
     values = pa.table(
         {
             "i": pa.array(range(n), pa.int64()),
@@ -358,6 +360,11 @@ def test_json_values_are_written_as_duckdb_writes_them(duck, spark):
     listed = f"select to_json(list({obj} order by i)) as listed from v"
     d, s = _both(duck, spark, listed, {"v": values})
     assert d == s and d[0]["listed"].startswith('[{"i":0,')
+    # a list whose elements may be NULL: JSON's null in the list on both
+    gaps = """select to_json(list(case when i % 3 = 0 then json_object('i', i) end order by i))
+        as listed from v"""
+    d, s = _both(duck, spark, gaps, {"v": values})
+    assert d == s and d[0]["listed"].startswith('[{"i":0},null,null,{"i":3}')
     merged = f"""select json_merge_patch(json_object('window_quarters', 4), evidence) as evidence
         from (select {obj} as evidence from v)"""
     d, s = _both(duck, spark, merged, {"v": values})

@@ -200,6 +200,11 @@ class Outputs:
         return Path(self.root) / "data_docs"
 
     @property
+    def data_docs_validations(self) -> Path:
+        """Great Expectations' validation pages, `<suite as folders>/<run name>/…` below."""
+        return self.data_docs / "validations"
+
+    @property
     def data_docs_index(self) -> Path:
         return self.data_docs / "index.html"
 

@@ -820,6 +820,12 @@ def _scrub(r) -> None:
     }
 
 
+def _page_folder(pages: Path, key) -> Path:
+    """Where GE's site puts a validation result's page: `<suite as folders>/<run name>/`."""
+    suite = key.expectation_suite_identifier.name
+    return pages.joinpath(*suite.split("."), key.run_id.run_name)
+
+
 def build_data_docs(
     out: Path,
     quarter: Quarter | str | None = None,
@@ -831,7 +837,8 @@ def build_data_docs(
     not build it, unless `raise_errors`). With `quarter`, only that quarter's validation pages
     and their suites' pages are rendered, and the index (which lists every quarter) rebuilt: the
     earlier quarters' pages are there already, unchanged, so the work does not grow with the
-    history. Without it, or when the site has no index yet, the whole site is rendered."""
+    history; a stored result of another quarter whose page is missing is rendered too. Without
+    it, or when the site has no index yet, the whole site is rendered."""
     out = Path(out).resolve()
     try:
         with _one_writer(out):
@@ -840,10 +847,17 @@ def build_data_docs(
                 ctx.build_data_docs(site_names=[SITE])
             else:
                 prefix = f"{Quarter.parse(str(quarter))}."
+                pages = Outputs(out).data_docs_validations
                 keys = [
                     k
                     for k in ctx.validation_results_store.list_keys()
-                    if k.run_id.run_name and k.run_id.run_name.startswith(prefix)
+                    if k.run_id.run_name
+                    and (
+                        k.run_id.run_name.startswith(prefix)
+                        # a result whose page is missing (its quarter's build failed): so the
+                        # index, which lists every result, links nothing that is not there
+                        or not _page_folder(pages, k).is_dir()
+                    )
                 ]
                 suites = {
                     k.expectation_suite_identifier.name: k.expectation_suite_identifier

@@ -63,7 +63,7 @@ WARNINGS = AssetKey([POLICY, "warnings"])
 
 def _site_rebuilt_later(context: AssetExecutionContext) -> bool:
     """Whether this run's accounting step (`gate/extract_quality`) runs after this one and
-    rebuilds the whole Data Docs site: then a step need not render its own pages first (the site
+    builds the quarter's Data Docs pages: then a step need not render its own first (the site
     ends the same). A step materialised without it renders its own."""
     steps = context.run.step_keys_to_execute
     return steps is None or ACCOUNTING.to_python_identifier() in steps

@@ -30,7 +30,7 @@ def run(
     or `spark`), else `SAFETYNET_ENGINE`'s, else DuckDB. `max_concurrent` (else
     `SAFETYNET_MAX_CONCURRENT`, else 1): more than 1 runs a quarter's steps on Dagster's
     multiprocess executor (`definitions.job_executor`)."""
-    from dagster import DagsterInstance, execute_job, reconstructable
+    from dagster import DagsterInstance, build_reconstructable_job, execute_job
 
     from pipelines.core import pseudonym
     from pipelines.core.contracts import ContractError
@@ -39,7 +39,7 @@ def run(
     from pipelines.gate import accounting
     from pipelines.orchestration.definitions import JOB_NAME, build_definitions, quarterly_job
     from pipelines.orchestration.instance import write_instance_config
-    from pipelines.orchestration.resources import Settings, exported, key_from_environment
+    from pipelines.orchestration.resources import Settings, key_from_environment
     from pipelines.policy import evaluate
     from pipelines.policy.catalogue import CatalogueError
     from pipelines.publish.stage import lifecycle_text
@@ -81,16 +81,23 @@ def run(
                 echo(f"{q}: no landing folder {arrived}; every extract is MISSING")
             run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
             if settings.max_concurrent > 1:  # steps in processes of their own
-                with (
-                    exported(settings),
-                    execute_job(
-                        reconstructable(quarterly_job),
-                        instance=instance,
-                        tags={PARTITION_TAG: q},
-                        raise_on_error=False,
-                        run_config=run_config,
-                    ) as result,
-                ):
+                # the settings travel as the job's arguments, not in the environment
+                job_in_steps = build_reconstructable_job(
+                    quarterly_job.__module__,
+                    quarterly_job.__name__,
+                    reconstructable_kwargs={
+                        **dataclasses.asdict(settings),
+                        "landing": str(settings.landing),
+                        "out": str(settings.out),
+                    },
+                )
+                with execute_job(
+                    job_in_steps,
+                    instance=instance,
+                    tags={PARTITION_TAG: q},
+                    raise_on_error=False,
+                    run_config=run_config,
+                ) as result:
                     succeeded = result.success
             else:
                 result = job.execute_in_process(
@@ -117,6 +124,13 @@ def run(
     return 1 if unprocessed else 0
 
 
+def _concurrency(text: str) -> int:
+    value = int(text) if text.strip().isdigit() else 0
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 256")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="safetynet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_run.add_argument(
         "--max-concurrent",
-        type=int,
+        type=_concurrency,
         help="steps at once, each in a process of its own (default 1, or "
         "SAFETYNET_MAX_CONCURRENT): the extracts gated in parallel",
     )

@@ -114,11 +114,15 @@ def job_executor(max_concurrent: int):
     )
 
 
-def quarterly_job():
-    """The quarterly job as each step's process rebuilds it (`dagster.reconstructable`), from the
-    settings `safetynet run` put in the environment (`resources.exported`)."""
-    settings = Settings.from_environment()
-    return build_definitions(settings.landing, settings.out, settings).resolve_job_def(JOB_NAME)
+def quarterly_job(**settings):
+    """The quarterly job as each step's process rebuilds it (`dagster.build_reconstructable_job`
+    with the run's `Settings` as keyword arguments: a step process is forked from a server
+    started once per process, whose environment may be an earlier run's). The pseudonym key is
+    read from the environment (a Dagster `EnvVar`), so one process runs with one key."""
+    chosen = Settings(
+        **{**settings, "landing": Path(settings["landing"]), "out": Path(settings["out"])}
+    )
+    return build_definitions(chosen.landing, chosen.out, chosen).resolve_job_def(JOB_NAME)
 
 
 @definitions

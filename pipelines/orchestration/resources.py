@@ -28,9 +28,8 @@ step in a process of its own, the extracts gated in parallel).
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,32 +172,3 @@ class Settings:
             spark_submit=env.get("SAFETYNET_SPARK_SUBMIT", "").strip(),
             max_concurrent=_int_setting(env, "SAFETYNET_MAX_CONCURRENT", 1, 1, 256),
         )
-
-    def environment(self) -> dict[str, str]:
-        """The settings as the environment `from_environment` reads them back from."""
-        return {
-            "SAFETYNET_LANDING": str(self.landing),
-            "SAFETYNET_OUT": str(self.out),
-            "SAFETYNET_SCHEDULE_DAY": str(self.schedule_day),
-            "SAFETYNET_SENSOR_MAX_AGE": str(self.sensor_max_age),
-            "SAFETYNET_DUCKDB_MEMORY": self.duckdb_memory,
-            "SAFETYNET_ENGINE": self.engine,
-            "SAFETYNET_SPARK_SUBMIT": self.spark_submit,
-            "SAFETYNET_MAX_CONCURRENT": str(self.max_concurrent),
-        }
-
-
-@contextlib.contextmanager
-def exported(settings: Settings) -> Iterator[None]:
-    """The settings in this process's environment while a run's step processes start (each
-    rebuilds the definitions from it: `definitions.quarterly_job`); as it was, afterwards."""
-    before = {k: os.environ.get(k) for k in settings.environment()}
-    os.environ.update(settings.environment())
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

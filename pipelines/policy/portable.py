@@ -106,6 +106,12 @@ def _sorted_list(agg: exp.ArrayAgg) -> exp.Expression:
     keys = inner.expressions
     if any(k.args.get("desc") for k in keys):
         raise NotPortable(f"lists are ordered ascending only: {agg.sql('duckdb')}")
+    if any(k.args.get("nulls_first") for k in keys):
+        raise NotPortable(f"lists put NULL keys last: {agg.sql('duckdb')}")
+    if isinstance(inner.this, exp.Distinct):
+        raise NotPortable(f"list(distinct …) is not in the portable subset: {agg.sql('duckdb')}")
+    if isinstance(agg.parent, exp.Filter):
+        raise NotPortable(f"list(…) filter (where …) is not portable: {agg.parent.sql('duckdb')}")
     fields: list[exp.Expression] = []
     for i, key in enumerate(keys):  # NULLs last, as DuckDB orders them
         is_null = exp.Is(this=key.this.copy(), expression=exp.Null())
@@ -143,6 +149,12 @@ def _is_json(node: exp.Expression) -> bool:
         return node.name in JSON_COLUMNS
     if isinstance(node, exp.Coalesce):
         return any(_is_json(a) for a in [node.this, *node.expressions])
+    if isinstance(node, exp.Case):  # JSON when every branch that is not NULL is
+        branches = [i.args["true"] for i in node.args.get("ifs", [])]
+        if node.args.get("default") is not None:
+            branches.append(node.args["default"])
+        given = [b for b in branches if not isinstance(b, exp.Null)]
+        return bool(given) and all(_is_json(b) for b in given)
     return bool(node.meta.get("json"))
 
 
@@ -175,6 +187,11 @@ def _as_double(text: exp.Expression) -> exp.Expression:
     return _rx(_rx(text, "([.][0-9]*?)0+$", "$1"), "^(-?[0-9]+)[.]?$", "$1.0")
 
 
+def _plain(text: exp.Expression, places: int) -> exp.Expression:
+    decimal = _number(text, f"decimal(38, {places})")
+    return exp.Cast(this=decimal, to=exp.DataType.build("string"))
+
+
 def _scalar_text(value: exp.Expression, reparsed: bool) -> exp.Expression:
     """A scalar's JSON text as DuckDB writes it. Spark's `to_json` of `{"v": value}`, cut to the
     value, is the same for text, booleans, integers, dates and most doubles; the rest is mended
@@ -188,9 +205,8 @@ def _scalar_text(value: exp.Expression, reparsed: bool) -> exp.Expression:
     Not mended: a decimal of more than 15 significant digits where DuckDB makes it a double
     (the double rounds it; Spark keeps every digit)."""
     wrapped = _to_text(_fn("named_struct", exp.Literal.string("v"), value))
-    made = _fn(
-        "regexp_extract", wrapped, exp.Literal.string('^[{]"v":(.*)[}]$'), exp.Literal.number(1)
-    )
+    # `{"v":` … `}` cut off; `(?s)`: Java's `.` would not match U+2028 or U+0085 without it
+    made = _fn("regexp_extract", wrapped, exp.Literal.string('(?s)^[{]"v":(.*)[}]$'), _one())
     # The text is made once and named (`json_text`, a lambda's variable) for the mending: a CASE
     # repeating it would have Spark generate code past the JVM's 64 KB method limit.
     text = exp.column(_TEXT)
@@ -199,9 +215,14 @@ def _scalar_text(value: exp.Expression, reparsed: bool) -> exp.Expression:
     precision = _number(_extract(kind, "^decimal[(]([0-9]+),"), "int")
     exponent = _number(_extract(text.copy(), "^-?[0-9][.][0-9]+E(-?[0-9]+)$"), "int")
     in_range = exp.Between(this=exponent, low=exp.Literal.number(-6), high=exp.Literal.number(20))
-    # Double.toString's digits, as an exact decimal (17 places after the point), written out
+    # Double.toString's digits (at most 17) as an exact decimal, written out: 30 places after
+    # the point for a negative exponent (down to 1e-6), 17 for a positive one (up to 1e20)
     scientific = exp.Case(ifs=[exp.If(this=in_range, true=text.copy())])
-    plain = exp.Cast(this=_number(scientific, "decimal(38, 17)"), to=exp.DataType.build("string"))
+    negative = exp.LT(this=exponent.copy(), expression=exp.Literal.number(0))
+    plain = exp.Case(
+        ifs=[exp.If(this=negative, true=_plain(scientific.copy(), 30))],
+        default=_plain(scientific, 17),
+    )
     ifs = [
         exp.If(this=in_range.copy(), true=_as_double(plain)),
         exp.If(
@@ -307,7 +328,7 @@ def _list_text(listed: exp.Expression) -> exp.Expression:
         raise NotPortable("to_json takes an ordered list of json_object(...)")
     if not _is_json(value):
         raise NotPortable("to_json(list(...)) lists json_object(...) values only")
-    joined = _fn("array_join", listed, exp.Literal.string(","))
+    joined = _fn("array_join", listed, exp.Literal.string(","), exp.Literal.string("null"))
     return _json(_fn("concat", exp.Literal.string("["), joined, exp.Literal.string("]")))
 
 

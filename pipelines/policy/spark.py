@@ -10,6 +10,7 @@ runs, `local[*]`; a cluster's under `spark-submit`), or a local one of its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,18 @@ LOCAL_CONFIG = {
 SEMANTIC_CONFIG = {
     "spark.sql.ansi.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
+    # an impossible date is NULL (`try_to_timestamp`), never rolled over as the legacy parser does
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
 }
+_MEMORY = re.compile(r"^\s*([0-9]+)\s*([KMGT])I?B?\s*$", re.IGNORECASE)
 
 
 def spark_memory(limit: str) -> str:
-    """`10GB` (DuckDB's spelling) as Spark's `10g`."""
-    text = limit.strip().upper().removesuffix("B")
-    return text[:-1] + text[-1].lower() if text[-1:] in "KMGT" else text
+    """`10GB` / `10 GiB` (DuckDB's spellings) as Spark's `10g`; anything else is refused."""
+    found = _MEMORY.match(limit)
+    if not found:
+        raise ValueError(f"memory limit {limit!r} is not a number of KB, MB, GB or TB (e.g. 10GB)")
+    return f"{found.group(1)}{found.group(2).lower()}"
 
 
 def local_config(temp_directory: Path | None = None, memory_limit: str = DEFAULT_MEMORY) -> dict:
@@ -122,7 +128,7 @@ class SparkEngine(Engine):
     def reset(self) -> None:
         for table in list(self.views):
             self.spark.catalog.dropTempView(table)
-            del self.views[table]
+            self.views.pop(table).unpersist()  # the checkpointed blocks too, not at the JVM's GC
 
     def define_macros(self, sql: str) -> None:
         portable.macros()  # expanded into every statement by `translate`; parsed once here

@@ -1011,3 +1011,19 @@ def test_validations_into_one_folder_take_turns(planted, tmp_path):
         fcntl.flock(lock, fcntl.LOCK_UN)
     worker.join(60)
     assert done.is_set()
+
+
+def test_a_run_keeps_one_context_until_another_process_changes_the_configuration(tmp_path):
+    """One Great Expectations context serves the run's steps; when the project's configuration
+    changed on disk (a parallel step added an asset), the context is opened again rather than
+    one holding the old configuration writing it back."""
+    from pipelines.core.layout import Outputs
+
+    run = expectations.RunContext(tmp_path)
+    first = run.get()
+    assert run.get() is first
+    config = Outputs(tmp_path).gx_config
+    assert config.is_file()
+    config.write_text(config.read_text(encoding="utf-8") + "\n# another step\n", encoding="utf-8")
+    second = run.get()
+    assert second is not first and run.get() is second

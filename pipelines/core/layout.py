@@ -214,6 +214,11 @@ class Outputs:
         return Path(self.root)
 
     @property
+    def gx_config(self) -> Path:
+        """Great Expectations' project configuration, which GE rewrites when it adds an asset."""
+        return self.gx_project / "gx" / "great_expectations.yml"
+
+    @property
     def gx_lock(self) -> Path:
         return Path(self.root) / ".gx.lock"
 

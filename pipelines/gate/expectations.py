@@ -460,6 +460,40 @@ def context(out: Path):
     return ctx
 
 
+class RunContext:
+    """A run's Great Expectations context: opened once and used by every step of the run, and
+    opened again only when the project's configuration changed on disk since this process last
+    read or wrote it (another process — a parallel step — added an asset: a context holding the
+    old configuration would write it back and lose that asset). Use it with the folder's lock
+    held (`validate` and `build_data_docs` do)."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out).resolve()
+        self._context = None
+        self._stamp: tuple[int, int] | None = None
+
+    def _config_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = Outputs(self.out).gx_config.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def get(self):
+        if self._context is None or self._config_stamp() != self._stamp:
+            self._context = context(self.out)
+            self._stamp = self._config_stamp()
+        return self._context
+
+    def written(self) -> None:
+        """This process's own writes are in the context already: no need to reopen for them."""
+        self._stamp = self._config_stamp()
+
+
+def _context_of(out: Path, run: RunContext | None):
+    return run.get() if run is not None else context(out)
+
+
 @contextlib.contextmanager
 def _one_writer(out: Path):
     """One GE writer per output folder at a time, across processes: GE rewrites
@@ -510,8 +544,8 @@ def validate(
 ) -> dict:
     """One GE validation of one extract for one quarter, stored (counts only) and rendered in
     Data Docs; a re-run replaces the quarter's earlier result for the extract. `gx_context`: the
-    run's context (`context(out)`, opened once per run by the caller: opening one takes
-    ≈ 0.15 s); without it one is opened here.
+    run's `RunContext` (a context opened once per run: opening one takes ≈ 0.15 s); without it
+    one is opened here.
 
     `source` is the gate's checked extract (`gate.Checked.source`: `checks.evaluate` of the
     read rows, a LazyFrame, or a DataFrame of the same columns). It is validated in batches of
@@ -604,7 +638,7 @@ def _validate(
     ):
         # GE's own uniqueness would see one batch: settle the row-comparing checks first
         ctx, _ = row_checks.cross_row_context(source.lazy(), contract, ctx)
-    gx_context = gx_context if gx_context is not None else context(out)
+    run_context, gx_context = gx_context, _context_of(out, gx_context)
     suite = build_suite(
         contract,
         ctx,
@@ -709,6 +743,8 @@ def _validate(
     store.set(key, results)
     if update_data_docs:  # what a Checkpoint's UpdateDataDocsAction does, for this result only
         gx_context.build_data_docs(site_names=[SITE], resource_identifiers=[suite_id, key])
+    if run_context is not None:
+        run_context.written()
 
 
 class _Merged:
@@ -842,7 +878,7 @@ def build_data_docs(
     out = Path(out).resolve()
     try:
         with _one_writer(out):
-            ctx = gx_context if gx_context is not None else context(out)
+            ctx = _context_of(out, gx_context)
             if quarter is None or not Outputs(out).data_docs_index.is_file():
                 ctx.build_data_docs(site_names=[SITE])
             else:
@@ -882,6 +918,7 @@ def build_data_docs(
 
 __all__ = [
     "DEFAULT_RESULT_FORMAT",
+    "RunContext",
     "ExpectColumnValuesToPassContractRule",
     "ExpectMulticolumnValuesToPassContractRule",
     "batches",

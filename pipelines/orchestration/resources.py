@@ -56,9 +56,9 @@ class SafetynetPaths(ConfigurableResource):
 
 
 class GreatExpectations(ConfigurableResource):
-    """The run's Great Expectations file context (`<out>/gx`), opened once per run when a step
-    first asks for it, not once per extract (opening one reads and checks its configuration:
-    ≈ 0.15 s)."""
+    """The run's Great Expectations context (`<out>/gx`, `gate.expectations.RunContext`): opened
+    once per run when a step first uses it, not once per extract (opening one reads and checks
+    the configuration: ≈ 0.15 s), and again only if a parallel step changed the configuration."""
 
     out: str
     _context: Any = PrivateAttr(default=None)
@@ -67,7 +67,7 @@ class GreatExpectations(ConfigurableResource):
         if self._context is None:
             from pipelines.gate import expectations  # Great Expectations: imported when used
 
-            self._context = expectations.context(Path(self.out))
+            self._context = expectations.RunContext(Path(self.out))
         return self._context
 
 

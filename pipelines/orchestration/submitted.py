@@ -104,25 +104,13 @@ def main(argv: list[str] | None = None) -> int:
             key = key_from_environment()
             memory = Settings.from_environment().duckdb_memory
             quarter = Quarter.parse(args.quarter)
+            # the step exactly as the in-process path runs it, on the session spark-submit made
+            options = {"engine": "spark", "memory_limit": memory, "spark_session": session}
             if args.step == "policy":
-                done = policy.evaluate_quarter(
-                    args.out,
-                    quarter,
-                    key,
-                    engine="spark",
-                    memory_limit=memory,
-                    spark_session=session,
-                )
+                done = policy.evaluate_quarter(args.out, quarter, key, **options)
                 result = assets.policy_result(done, demo_key=is_demo(key))
             else:
-                published = publish.publish_quarter(
-                    args.out,
-                    quarter,
-                    key,
-                    engine="spark",
-                    memory_limit=memory,
-                    spark_session=session,
-                )
+                published = publish.publish_quarter(args.out, quarter, key, **options)
                 result = assets.published_result(args.out, quarter, published)
         except Exception as e:  # noqa: BLE001 - one scrubbed line, no traceback with values
             message = f"{args.step} {args.quarter}: {type(e).__name__}: {idnumbers.scrub(str(e))}"

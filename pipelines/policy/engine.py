@@ -3,8 +3,9 @@
 The fact models (`sql/`) and the rules (`rules/catalogue/`) are SQL texts in DuckDB's dialect
 with `$name` parameters. Everything that depends on the engine running them — connecting and its
 memory, column types, reading the staging Parquet, binding parameters, handing results back as
-Arrow — is an `Engine` method; `facts.py` and `evaluate.py` call nothing else. DuckDB is the
-engine today (embedded, one process); another engine plugs in as a subclass.
+Arrow — is an `Engine` method; `facts.py`, `evaluate.py` and the lifecycle's comparison call
+nothing else. DuckDB is the default (embedded, one process); Spark (`policy/spark.py`) runs the
+same texts translated from the portable subset (`policy/portable.py`). `ENGINES` names both.
 
 Column types are given as the contracts' value types (docs/contracts.md) plus `json`; each
 engine maps them to its own.

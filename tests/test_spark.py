@@ -33,7 +33,11 @@ from pipelines.publish import lifecycle
 from pipelines.publish import stage as publish_stage
 from tests.gating import gate_quarter
 
-QUARTERS = [Quarter.parse(q) for q in quarter_range("2025Q4", "2026Q2")]
+# two quarters: the second has the departments' answers to the first's warnings, a withdrawn
+# extract (CARRIED_OVER) and warnings raised again (RECURRING); ESCALATED needs a third quarter
+# open, which the random history below gives both engines (each quarter on Spark is 15-30 s of
+# fixed cost at this size, and the module keeps under 90 s)
+QUARTERS = [Quarter.parse(q) for q in quarter_range("2025Q4", "2026Q1")]
 WITHDRAWN = (QUARTERS[-1], "moe", "student_aid")  # not sent: PNI_EDUCATION_AID NOT_EVALUATED
 
 
@@ -58,7 +62,7 @@ def duck():
 
 @pytest.fixture(scope="module")
 def both_runs(tmp_path_factory, spark) -> dict[str, Path]:
-    """The `test`-scale county for three quarters (with the departments' feedback, and one
+    """The `test`-scale county for two quarters (with the departments' feedback, and one
     extract withdrawn from the last), gated, then the policy stage and publishing on each
     engine, quarter by quarter, into an output folder per engine."""
     from pipelines.core import pseudonym
@@ -117,7 +121,7 @@ def test_both_engines_give_the_same_lifecycle_and_data_findings(both_runs, quart
         assert d.to_dicts() == s.to_dicts(), name
     statuses = set(_table(both_runs["spark"], quarter, "warning_lifecycle")["status"])
     if quarter == WITHDRAWN[0]:
-        assert "CARRIED_OVER" in statuses
+        assert {"CARRIED_OVER", "RECURRING", "RESOLVED"} <= statuses
 
 
 @pytest.mark.parametrize("quarter", QUARTERS, ids=str)
@@ -141,7 +145,7 @@ def test_both_engines_load_the_same_warehouse_rows(both_runs):
             return {t: sorted(map(repr, con.sql(f"select * from {t}").fetchall())) for t in names}
 
     d, s = rows(both_runs["duckdb"]), rows(both_runs["spark"])
-    assert set(d) == set(s) and sum(map(len, d.values())) > 1000
+    assert set(d) == set(s) and sum(map(len, d.values())) > 500
     for table in d:
         assert d[table] == s[table], table
 

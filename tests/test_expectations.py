@@ -1022,3 +1022,36 @@ def test_a_run_keeps_one_context_until_another_process_changes_the_configuration
     config.write_text(config.read_text(encoding="utf-8") + "\n# another step\n", encoding="utf-8")
     second = run.get()
     assert second is not first and run.get() is second
+
+
+def test_an_unchanged_suite_is_not_written_again_and_a_rerun_keeps_one_definition(
+    planted, tmp_path
+):
+    """Validating an extract again for the same quarter reads the stored suite and validation
+    definition and writes neither (they are the same); a suite that changed is written, and
+    the quarter's definition then names the new one."""
+    _, runs = planted
+    run = runs["nhsa.settlements"]
+    run.validate(tmp_path, update_data_docs=False, raise_errors=True)
+    gx_root = tmp_path / "gx"
+    (suite_file,) = (gx_root / "expectations").rglob("*.json")
+    definitions = list((gx_root / "validation_definitions").rglob("*.json"))
+    assert len(definitions) == 1
+    written = suite_file.stat().st_mtime_ns, definitions[0].stat().st_mtime_ns
+
+    again = run.validate(tmp_path, update_data_docs=False, raise_errors=True)
+    assert again["expectations"] == run.validate(tmp_path, update_data_docs=False)["expectations"]
+    assert (suite_file.stat().st_mtime_ns, definitions[0].stat().st_mtime_ns) == written
+    assert list((gx_root / "validation_definitions").rglob("*.json")) == definitions
+
+    g = run.gated
+    fewer = [c for c in g.checks if c.reason != "duplicate_key"]  # another suite
+    expectations.validate(
+        tmp_path, run.contract, QUARTER, g.source, g.ctx, fewer,
+        department=run.sender, update_data_docs=False, raise_errors=True,
+    )  # fmt: skip
+    suite = json.loads(suite_file.read_text(encoding="utf-8"))
+    reasons = {e["meta"]["reason"] for e in suite["expectations"]}
+    assert "duplicate_key" not in reasons and reasons
+    (definition,) = (gx_root / "validation_definitions").rglob("*.json")
+    assert json.loads(definition.read_text(encoding="utf-8"))["suite"]["id"] == suite["id"]

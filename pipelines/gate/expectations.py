@@ -527,6 +527,57 @@ def _batch_definition(gx_context, asset_name: str):
         return asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
 
 
+def _expectation_form(e) -> tuple[str, dict]:
+    """An expectation as it is compared: its kind and settings, without the id GE gives it
+    when it is stored (`Expectation.__eq__` compares the id too) or its rendering, and an empty
+    meta or notes the same as none (as GE's own comparison has them)."""
+    d = e.dict(exclude={"id", "rendered_content"})
+    d["meta"], d["notes"] = d.get("meta") or None, d.get("notes") or None
+    return type(e).__name__, d
+
+
+def _same_suite(a: gx.ExpectationSuite, b: gx.ExpectationSuite) -> bool:
+    """The same expectations, in order, and the same meta and notes."""
+    return (
+        a.name == b.name
+        and (a.meta or None) == (b.meta or None)
+        and (a.notes or None) == (b.notes or None)
+        and [_expectation_form(e) for e in a.expectations]
+        == [_expectation_form(e) for e in b.expectations]
+    )
+
+
+def _stored_suite(gx_context, suite: gx.ExpectationSuite) -> gx.ExpectationSuite:
+    """`suite` as stored: written only when the stored one differs (a contract or the
+    quarter's sets changed). `suites.add_or_update` reads the stored suite twice and writes it
+    every time, 30-40 ms an extract, for a suite that is mostly the last quarter's."""
+    try:
+        existing = gx_context.suites.get(name=suite.name)
+    except gx.exceptions.DataContextError:
+        return gx_context.suites.add(suite)
+    if _same_suite(existing, suite):
+        return existing
+    return gx_context.suites.add_or_update(suite)
+
+
+def _validation_definition(gx_context, name: str, batch, suite: gx.ExpectationSuite):
+    """The quarter's validation definition of the extract, added once; a re-run of the quarter
+    keeps it if it names the same suite and batch definition, else replaces it.
+    (`validation_definitions.add_or_update` stores the suite again and rewrites the project's
+    configuration for the batch definition, which `_stored_suite` and `_batch_definition` have
+    just stored.)"""
+    definitions = gx_context.validation_definitions
+    definition = gx.ValidationDefinition(name=name, data=batch, suite=suite)
+    try:
+        return definitions.add(definition)
+    except gx.exceptions.DataContextError:  # the quarter run again
+        existing = definitions.get(name=name)
+        if existing.suite.id == suite.id and existing.data.id == batch.id:
+            return existing
+        definitions.delete(name=name)
+        return definitions.add(definition)
+
+
 def validate(
     out: Path,
     contract: Contract,
@@ -646,11 +697,9 @@ def _validate(
         present=[c.name for c in contract.columns if c.name in present],
         department=dept,
     )
-    suite = gx_context.suites.add_or_update(suite)
+    suite = _stored_suite(gx_context, suite)
     batch = _batch_definition(gx_context, suite.name)
-    definition = gx_context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=summary["name"], data=batch, suite=suite)
-    )
+    definition = _validation_definition(gx_context, summary["name"], batch, suite)
     want_indexes = result_format is not None
     current = _Validation(contract, ctx, {c.reason: c for c in checks})
     custom = [c for c in checks if c.reason in _custom_reasons(suite)]

@@ -164,11 +164,16 @@ class SparkEngine(Engine):
                 for c, t in zip(target.columns, _types(target), strict=True)
             )
         )
-        added = frame.localCheckpoint(eager=True) if compute else frame
+        added, count = frame, None
+        if compute:
+            # checkpointed by the count: one job computes the rows, keeps them and counts them
+            # (an eager checkpoint and then a count would be two)
+            added = frame.localCheckpoint(eager=False)
+            count = added.count()
         union = target.unionAll(added)
         union.createOrReplaceTempView(table)
         self.views[table] = union
-        return added.count() if compute else None
+        return count
 
     def append_parquet(
         self, table: str, path: Path, columns: Sequence[str], constants: Mapping[str, Any]

@@ -1055,3 +1055,53 @@ def test_an_unchanged_suite_is_not_written_again_and_a_rerun_keeps_one_definitio
     assert "duplicate_key" not in reasons and reasons
     (definition,) = (gx_root / "validation_definitions").rglob("*.json")
     assert json.loads(definition.read_text(encoding="utf-8"))["suite"]["id"] == suite["id"]
+
+
+@pytest.mark.parametrize("name", [f"{s}.{e}" for _, e, s in PLANTED])
+def test_the_rows_the_gate_prepared_give_the_same_validation_without_a_second_evaluation(
+    planted, tmp_path, monkeypatch, name
+):
+    """The gate's second pass writes the rows as GE validates them with its own flags
+    (`checks.Prepared`): validated from that file, every expectation gives what the second read
+    and evaluation of the file gives, row for row, and the checks are not evaluated again."""
+    out, runs = planted
+    run = runs[name]
+    contract = contracts.as_sent_by(run.contract, run.sender)
+    landing = out.parent / "landing"  # the fixture's
+    keys = run.gated.checked.ctx.routed_warning_keys  # the feedback's, as the fixture gated it
+    checked = gate.run_extract(
+        contract, landing, tmp_path, QUARTER, department=run.sender, routed_warning_keys=keys
+    )
+    prepared = checked.for_validation()
+    assert isinstance(prepared, row_checks.Prepared) and checked.prepared_path.is_file()
+    calls = []
+    real = row_checks.evaluate
+    monkeypatch.setattr(row_checks, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    summary = expectations.validate(
+        tmp_path, run.contract, QUARTER, prepared, checked.ctx, checked.checks,
+        department=run.sender, result_format=COMPLETE, raise_errors=True,
+    )  # fmt: skip
+    assert calls == [], "the gate's flags were evaluated again"
+    assert summary["expectations"] == run.summary["expectations"]
+    assert summary["statistics"]["rows"] == len(run.rows)
+    path = checked.prepared_path
+    checked.close()
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_a_quarter_leaves_no_prepared_rows_behind(tmp_path):
+    """The prepared rows are personal data: gone once each extract is validated."""
+    import logging
+
+    from pipelines.gate import stage as gate_stage
+
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    header, rows, _ = settlements()
+    write(landing, "nhsa", "settlements", header, rows)
+    contract = contracts.all_contracts()[("nhsa", "settlements")]
+    gated = gate_stage.gate_extract(
+        landing, out, contract, QUARTER, log=logging.getLogger("test"), render_data_docs=False
+    )
+    assert gated.validation is not None and gated.validation["error"] is None
+    assert gated.validation["statistics"]["rows"] == len(rows)
+    assert not (out / str(QUARTER) / "staging" / ".ge").exists()

@@ -12,11 +12,14 @@ by the check's reason, true where the row fails it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from pipelines.core.contracts import Contract
 from pipelines.gate.kinds import (
     DUPLICATE_KEY,
+    TYPED_IN_GE,
     Check,
     CheckContext,
     compile_checks,
@@ -29,10 +32,12 @@ __all__ = [
     "DUPLICATE_KEY",
     "Check",
     "CheckContext",
+    "Prepared",
     "compile_checks",
     "cross_row_context",
     "evaluate",
     "failure",
+    "ge_columns",
     "key_text",
     "text",
 ]
@@ -74,3 +79,27 @@ def evaluate(
     checks = compile_checks(contract, ctx) if checks is None else checks
     checks = [c for c in checks if set(c.columns) <= present]
     return staged(lf, contract).with_columns([failure(c, contract, ctx) for c in checks])
+
+
+def ge_columns(contract: Contract, present: set[str]) -> list[pl.Expr]:
+    """The columns Great Expectations validates, from the checked rows: one per contract column
+    present, under its canonical name: the typed value for id/code/county columns, the trimmed
+    text (empty as null) for every other type."""
+    return [
+        (pl.col(f"{c.name}__v") if c.value_type in TYPED_IN_GE else text(c.name))
+        .cast(pl.String)
+        .alias(c.name)
+        for c in contract.columns
+        if c.name in present
+    ]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What Great Expectations validates, written by the gate's own pass over the rows: the
+    `ge_columns` under their canonical names and, beside them, the gate's flag of every check
+    in `flags` (named by its reason), in row order. GE then takes those flags instead of
+    evaluating the checks a second time over a second read of the file."""
+
+    frame: pl.LazyFrame | pl.DataFrame
+    flags: tuple[str, ...]

@@ -84,8 +84,7 @@ from pipelines.core.contracts import Contract, as_sent_by
 from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter
 from pipelines.gate import checks as row_checks
-from pipelines.gate.kinds import TYPED_IN_GE, Check, CheckContext, kind_of
-from pipelines.gate.values import text
+from pipelines.gate.kinds import Check, CheckContext, kind_of
 
 logger = logging.getLogger(__name__)
 
@@ -109,16 +108,7 @@ _STORED_RESULT_KEYS = (
 # --- the frame GE validates, batch by batch ---------------------------------------------------
 
 
-def _ge_columns(contract: Contract, present: set[str]) -> list[pl.Expr]:
-    """One column per contract column present, under its canonical name: the typed value for
-    id/code/county columns, the trimmed text (empty as null) for every other type."""
-    return [
-        (pl.col(f"{c.name}__v") if c.value_type in TYPED_IN_GE else text(c.name))
-        .cast(pl.String)
-        .alias(c.name)
-        for c in contract.columns
-        if c.name in present
-    ]
+_ge_columns = row_checks.ge_columns
 
 
 def ge_frame(checked: pl.DataFrame, contract: Contract) -> pd.DataFrame:
@@ -132,10 +122,11 @@ def ge_frame(checked: pl.DataFrame, contract: Contract) -> pd.DataFrame:
 
 
 def batches(
-    source: pl.LazyFrame | pl.DataFrame, contract: Contract, batch_rows: int
+    source: pl.LazyFrame | pl.DataFrame | row_checks.Prepared, contract: Contract, batch_rows: int
 ) -> Iterator[pl.DataFrame]:
     """The GE columns of `source` in consecutive batches of at most `batch_rows` rows, in row
-    order, without the whole in memory.
+    order, without the whole in memory (a `Prepared` source: its columns as they are, the
+    gate's flags included).
 
     A LazyFrame is run ONCE, by the streaming engine (`LazyFrame.collect_batches`), projected to
     the columns GE reads first (so the gate's flag columns are not computed again); the engine
@@ -145,15 +136,16 @@ def batches(
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
-    if isinstance(source, pl.DataFrame):
-        columns = _ge_columns(contract, set(source.columns))
-        for part in source.iter_slices(batch_rows):
-            yield part.select(columns)
+    prepared = isinstance(source, row_checks.Prepared)
+    frame = source.frame if isinstance(source, row_checks.Prepared) else source
+    if isinstance(frame, pl.DataFrame):
+        columns = None if prepared else _ge_columns(contract, set(frame.columns))
+        for part in frame.iter_slices(batch_rows):
+            yield part if columns is None else part.select(columns)
         return
-    present = set(source.collect_schema().names())
-    stream = source.select(_ge_columns(contract, present)).collect_batches(
-        chunk_size=batch_rows, maintain_order=True, engine="streaming"
-    )
+    if not prepared:
+        frame = frame.select(_ge_columns(contract, set(frame.collect_schema().names())))
+    stream = frame.collect_batches(chunk_size=batch_rows, maintain_order=True, engine="streaming")
     yield from _rebatch(stream, batch_rows)
 
 
@@ -194,15 +186,24 @@ class _Validation:
     height: int = 0
     flags: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
-    def evaluate_batch(self, part: pl.DataFrame, custom: list[Check]) -> None:
+    def evaluate_batch(
+        self, part: pl.DataFrame, custom: list[Check], given: Iterable[str] = ()
+    ) -> None:
+        """The custom checks' flags of the batch: the gate's own (the columns `given`, of a
+        `Prepared` source), the others evaluated here, all together."""
         present = set(part.columns)
         custom = [c for c in custom if set(c.columns) <= present]
-        self.height, self.flags = part.height, {}
+        self.height = part.height
+        given = set(given) & present
+        self.flags = {c.reason: part[c.reason].to_numpy() for c in custom if c.reason in given}
+        custom = [c for c in custom if c.reason not in self.flags]
         if not custom:
             return
         try:
             flags = (
-                row_checks.evaluate(part.lazy(), self.contract, self.ctx, custom)
+                row_checks.evaluate(
+                    part.lazy().drop(sorted(given)), self.contract, self.ctx, custom
+                )
                 .select([c.reason for c in custom])
                 .collect()
             )
@@ -216,7 +217,7 @@ class _Validation:
                 idnumbers.scrub(str(e)),
             )
             return
-        self.flags = {n: flags[n].to_numpy() for n in flags.columns}
+        self.flags.update({n: flags[n].to_numpy() for n in flags.columns})
 
 
 _CURRENT: contextvars.ContextVar[_Validation | None] = contextvars.ContextVar(
@@ -582,7 +583,7 @@ def validate(
     out: Path,
     contract: Contract,
     quarter: Quarter | str,
-    source: pl.LazyFrame | pl.DataFrame | None,
+    source: pl.LazyFrame | pl.DataFrame | row_checks.Prepared | None,
     ctx: CheckContext,
     checks: list[Check],
     *,
@@ -673,7 +674,7 @@ def _validate(
     summary: dict,
     out: Path,
     contract: Contract,
-    source: pl.LazyFrame | pl.DataFrame,
+    source: pl.LazyFrame | pl.DataFrame | row_checks.Prepared,
     ctx: CheckContext,
     checks: list[Check],
     batch_rows: int,
@@ -683,12 +684,23 @@ def _validate(
     gx_context,
 ) -> None:
     started = time.perf_counter()
-    present = source.collect_schema().names()
+    given: tuple[str, ...] = ()
+    if isinstance(source, row_checks.Prepared):
+        given, prepared = source.flags, source.frame
+        present = [n for n in prepared.collect_schema().names() if n not in set(given)]
+        if not settled(ctx, contract, present):
+            raise ValueError(
+                f"{summary['name']}: rows prepared by the gate come with the context that "
+                "settled their row-comparing checks"
+            )
+    else:
+        present = source.collect_schema().names()
     if not settled(ctx, contract, present) and (
         isinstance(source, pl.LazyFrame) or source.height > batch_rows
     ):
         # GE's own uniqueness would see one batch: settle the row-comparing checks first
         ctx, _ = row_checks.cross_row_context(source.lazy(), contract, ctx)
+    ge_names = [c.name for c in contract.columns if c.name in present]
     run_context, gx_context = gx_context, _context_of(out, gx_context)
     suite = build_suite(
         contract,
@@ -708,7 +720,10 @@ def _validate(
     parts = batches(source, contract, batch_rows)
     part = next(parts, None)
     if part is None:  # no rows: validate the empty frame once, so the quarter has its result
-        part = source.lazy().select(_ge_columns(contract, set(present))).head(0).collect()
+        if isinstance(source, row_checks.Prepared):
+            part = source.frame.lazy().head(0).collect()
+        else:
+            part = source.lazy().select(_ge_columns(contract, set(present))).head(0).collect()
     token = _CURRENT.set(current)
     try:
         # GE fingerprints every pandas batch under 1 GB with an MD5 over all its values: a digest
@@ -716,8 +731,9 @@ def _validate(
         # rows. GE has no option for it; it is switched off for this call only.
         with mock.patch.object(pandas_execution_engine, "HASH_THRESHOLD", 0):
             while part is not None:
-                height, frame = part.height, part.to_pandas()  # via Arrow; RangeIndex
-                current.evaluate_batch(part, custom)
+                height = part.height
+                frame = part.select(ge_names).to_pandas()  # via Arrow; RangeIndex
+                current.evaluate_batch(part, custom, given)
                 part = None  # only GE's pandas copy of the batch stays in memory meanwhile
                 # ValidationDefinition.run would store the result as GE made it; the Validator it
                 # runs is used directly so that only a scrubbed result (counts, no values) is ever

@@ -7,6 +7,7 @@ every row: received = accepted + quarantined, always (extracts.md §2).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
 from dataclasses import dataclass, field
@@ -20,7 +21,15 @@ from pipelines.core.layout import Landing, Outputs, aside
 from pipelines.core.quarters import Quarter
 from pipelines.gate import reader as ingest
 from pipelines.gate.accounting import FAILED, MISSING, PASSED, ExtractResult
-from pipelines.gate.checks import Check, CheckContext, compile_checks, cross_row_context, evaluate
+from pipelines.gate.checks import (
+    Check,
+    CheckContext,
+    Prepared,
+    compile_checks,
+    cross_row_context,
+    evaluate,
+    ge_columns,
+)
 from pipelines.gate.reader import ROW_NUMBER, FileProblem
 
 # the statuses and the accounting row are the accounting's; the gate's callers find them here too
@@ -41,25 +50,42 @@ SOURCE_FILE = "source_file"
 class Checked:
     """An extract after the gate: the result and, for the Great Expectations validation, the
     checked rows as a lazy frame (text columns, `__v` typed columns, one flag per check,
-    `row_number`) with the context that settled the row-comparing checks. `close()` (or
-    garbage collection) removes the temporary UTF-8 copy of a GB18030 file the frame reads."""
+    `row_number`) with the context that settled the row-comparing checks, and the rows as GE
+    validates them when pass 2 wrote them (`prepared`). `close()` (or garbage collection)
+    removes the temporary UTF-8 copy of a GB18030 file the frame reads and the prepared rows."""
 
     result: ExtractResult
     checks: list[Check]
     ctx: CheckContext
     source: pl.LazyFrame | None
     reads: list[ingest.ReadFile] = field(default_factory=list, repr=False)
+    # the rows as GE validates them, with the gate's flags, when the gate's second pass wrote
+    # them (`checks.Prepared`; the file at `prepared_path`, removed by `close()`)
+    prepared: Prepared | None = None
+    prepared_path: Path | None = None
 
     def __post_init__(self) -> None:
-        weakref.finalize(self, _close_all, list(self.reads))
+        self._files: list[Path] = []  # removed with the reads' temporary copies
+        weakref.finalize(self, _close_all, self.reads, self._files)
+
+    def for_validation(self) -> Prepared | pl.LazyFrame | None:
+        """What Great Expectations validates: the prepared rows if the gate wrote them, else
+        the checked rows (`source`), read again."""
+        return self.prepared if self.prepared is not None else self.source
 
     def close(self) -> None:
-        _close_all(self.reads)
+        _close_all(self.reads, self._files)
+        self.prepared = self.prepared_path = None
 
 
-def _close_all(reads: list[ingest.ReadFile]) -> None:
+def _close_all(reads: list[ingest.ReadFile], files: list[Path]) -> None:
     for r in reads:
         r.close()
+    while files:
+        f = files.pop()
+        f.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            f.parent.rmdir()  # the folder, once its last extract is validated
 
 
 class AccountingError(RuntimeError):
@@ -159,18 +185,25 @@ def run_extract(
     checked.source = source
     headers = _received_headers(reads)
 
-    # pass 2: check every row; write accepted and quarantined rows in one scan
+    # pass 2: check every row; write accepted and quarantined rows, and the rows as Great
+    # Expectations validates them with the flags just computed, in one scan
     if not problems:
         staged_tmp, quarantined_tmp = aside(staging_path), aside(quarantine_path)
+        prepared_path = outputs.ge_input(dept, contract.extract)
         accepted = staging_frame(source.filter(~pl.col("__bad")), contract)
         rejected = _as_received(source.filter(pl.col("__bad")), flags, [], headers)
+        for_ge = source.select(*ge_columns(contract, set(source.collect_schema().names())), *flags)
         pl.collect_all(
             [
                 accepted.sink_parquet(staged_tmp, lazy=True, mkdir=True),
                 rejected.sink_parquet(quarantined_tmp, lazy=True, mkdir=True),
+                for_ge.sink_parquet(prepared_path, lazy=True, mkdir=True),
             ],
             engine="streaming",
         )
+        checked.prepared = Prepared(pl.scan_parquet(prepared_path), tuple(flags))
+        checked.prepared_path = prepared_path
+        checked._files.append(prepared_path)
         bad = _rows_in(quarantined_tmp)
         problems.extend(
             _share_and_snapshot(contract, quarter, dept, result, bad, previous_accepted)

@@ -61,7 +61,8 @@ def gate_extract(
         )
         result, validation = checked.result, None
         try:
-            if checked.source is not None and result.rows_received:
+            source = checked.for_validation()
+            if source is not None and result.rows_received:
                 # imported here: Great Expectations takes seconds to import, and only a step
                 # that validates needs it
                 from pipelines.gate import expectations
@@ -70,7 +71,7 @@ def gate_extract(
                     out,
                     contract,
                     quarter,
-                    checked.source,
+                    source,
                     checked.ctx,
                     checked.checks,
                     department=dept,

@@ -5,7 +5,8 @@
 1. generate (or reuse from `.bench/`) a realistic residents CSV of `--rows` rows;
 2. floor: DuckDB counts its rows reading every column as text, in a fresh process;
 3. gate: `pipelines.gate.extract.run_extract` on it for 2026Q3, in a fresh process, writing to a
-   temporary output folder (deleted afterwards unless `--keep`);
+   temporary output folder (deleted afterwards unless `--keep`), then its Great Expectations
+   validation in the same process, as the quarterly job's extract step runs it;
 and prints wall time, rows/s and peak RSS of each, the gate's accounting checked against the
 rows the generator planted, and where the gate's time and memory went. The report is written to
 `.bench/report-gate.{md,json}` (and `report-gate-<rows>.{md,json}`).
@@ -210,6 +211,15 @@ def build_report(a, machine: dict, gen, floor: StepRun, gate: StepRun, cap: int)
         | {
             "completed": gate.ok,
             "rows_per_second": received / gate_s if gate_s else None,
+            "ge_seconds": gr.get("ge_seconds"),
+            "ge_import_seconds": gr.get("ge_import_seconds"),
+            "ge_success": gr.get("ge_success"),
+            "ge_error": gr.get("ge_error"),
+            "ge_batches": gr.get("ge_batches"),
+            "ge_prepared": gr.get("ge_prepared"),
+            "with_ge_rows_per_second": (
+                received / (gate_s + gr["ge_seconds"]) if gate_s and gr.get("ge_seconds") else None
+            ),
             "ratio_to_floor": gate_s / floor_s if gate_s and floor_s else None,
             "status": gr.get("status"),
             "failure_reasons": gr.get("failure_reasons"),
@@ -290,7 +300,7 @@ def render_markdown(r: dict) -> str:
         f"peak RSS {_gib(f['peak_rss_bytes'])} |",
         f"| gate: `run_extract` {ok} | {_s(g['seconds'])}"
         + (
-            f" ({_s(g['wall_seconds_with_startup'])} with process start-up)"
+            f" (the whole step: {_s(g['wall_seconds_with_startup'])} with process start-up and GE)"
             if g["seconds"]
             else f" — did not finish (return code {g['returncode']}"
             f"{', killed at the RSS cap' if g['killed_at_cap'] else ''}, "
@@ -304,6 +314,20 @@ def render_markdown(r: dict) -> str:
         f"| gate rows/s | {g['rows_per_second']:,.0f} |"
         if g["rows_per_second"]
         else "| gate rows/s | – |",
+        (
+            f"| then Great Expectations (`expectations.validate`, "
+            f"{'the rows the gate prepared' if g['ge_prepared'] else 'the file read again'}, "
+            f"{g['ge_batches']} batches) | {_s(g['ge_seconds'])} (+ {_s(g['ge_import_seconds'])} "
+            f"to import it); {'success' if g['ge_success'] else 'failed expectations'}"
+            f"{'; error: ' + g['ge_error'] if g['ge_error'] else ''} |"
+        )
+        if g.get("ge_seconds") is not None
+        else "| then Great Expectations | – |",
+        f"| gate + Great Expectations rows/s (target ≥ 1,000,000) | "
+        f"{g['with_ge_rows_per_second']:,.0f} "
+        f"{'✅' if g['with_ge_rows_per_second'] >= 1_000_000 else '❌'} |"
+        if g.get("with_ge_rows_per_second")
+        else "| gate + Great Expectations rows/s | – |",
         f"| gate ÷ floor | {ratio:.1f}× (target ≤ {TARGET_RATIO:.0f}×) "
         f"{'✅' if chk['within_5x_floor'] else '❌'} |"
         if ratio

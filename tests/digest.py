@@ -94,5 +94,6 @@ if __name__ == "__main__":
 
     from pipelines.core import pseudonym
 
-    os.environ.setdefault("SAFETYNET_PSEUDONYM_KEY", pseudonym.DEMO_KEY)
+    # the demo key, whatever the shell has: the test runs with it (tests/conftest.py)
+    os.environ["SAFETYNET_PSEUDONYM_KEY"] = pseudonym.DEMO_KEY
     raise SystemExit(main())

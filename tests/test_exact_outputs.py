@@ -12,5 +12,5 @@ def test_a_county_half_year_gives_the_recorded_routed_files_and_warehouse_rows(t
     recorded = digest.stored()
     assert sorted(found) == sorted(recorded), "outputs missing or new"
     changed = sorted(name for name in recorded if found[name] != recorded[name])
-    assert not changed, f"outputs changed: {changed} (python -m tests.digest shows them)"
+    assert not changed, f"outputs changed: {changed} (python -m tests.digest prints them all)"
     assert any(name.endswith("county_coordination/350102.csv") for name in found)

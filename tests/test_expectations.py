@@ -1086,7 +1086,7 @@ def test_the_rows_the_gate_prepared_give_the_same_validation_without_a_second_ev
     assert summary["statistics"]["rows"] == len(run.rows)
     path = checked.prepared_path
     checked.close()
-    assert not path.exists() and not path.parent.exists()
+    assert not path.exists() and not list(path.parent.iterdir())
 
 
 def test_a_quarter_leaves_no_prepared_rows_behind(tmp_path):
@@ -1104,4 +1104,35 @@ def test_a_quarter_leaves_no_prepared_rows_behind(tmp_path):
     )
     assert gated.validation is not None and gated.validation["error"] is None
     assert gated.validation["statistics"]["rows"] == len(rows)
-    assert not (out / str(QUARTER) / "staging" / ".ge").exists()
+    assert not list((out / str(QUARTER) / "staging" / ".ge").iterdir())
+
+
+def test_prepared_rows_a_killed_run_left_are_removed_by_the_next_gating(tmp_path):
+    """A run killed between the gate and the validation leaves its prepared rows (personal
+    data); the extract's next gating removes them, whether or not it writes its own."""
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    header, rows, _ = settlements()
+    contract = contracts.all_contracts()[("nhsa", "settlements")]
+    folder = out / str(QUARTER) / "staging" / ".ge"
+    folder.mkdir(parents=True)
+    left = folder / "nhsa.settlements.0123456789ab.parquet"
+    other = folder / "mps.residents.0123456789ab.parquet"  # another extract's: not ours to remove
+    left.write_bytes(b"rows of a killed run")
+    other.write_bytes(b"rows of another extract")
+    write(landing, "nhsa", "settlements", header, [])  # a header alone: no pass 2
+    gate.run_extract(contract, landing, out, QUARTER).close()
+    assert not left.exists() and other.exists()
+
+
+def test_the_prepared_rows_live_as_long_as_what_validates_them(planted, tmp_path):
+    """`for_validation()` may outlive the `Checked` it came from: its file stays until the
+    prepared rows are dropped too."""
+    import gc
+
+    out, runs = planted
+    run = runs["nhsa.settlements"]
+    prepared = gate.run_extract(
+        run.contract, out.parent / "landing", tmp_path, QUARTER
+    ).for_validation()
+    gc.collect()
+    assert prepared.frame.select(pl.len()).collect().item() == len(run.rows)

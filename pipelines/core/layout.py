@@ -113,10 +113,12 @@ class QuarterOutputs:
     def staging(self, department: str, extract: str) -> Path:
         return self.root / "staging" / department / f"{extract}.parquet"
 
-    def ge_input(self, department: str, extract: str) -> Path:
-        """The gate's rows as Great Expectations validates them (`checks.Prepared`): personal
-        data, kept only from the gate to the end of the extract's validation."""
-        return self.root / "staging" / ".ge" / f"{department}.{extract}.parquet"
+    def ge_inputs(self, department: str, extract: str) -> tuple[Path, str]:
+        """Where the gate leaves the rows as Great Expectations validates them
+        (`checks.Prepared`), and the glob of the extract's files there (one per gating:
+        `<dept>.<extract>.<token>.parquet`). Personal data, kept only from the gate to the end
+        of the extract's validation."""
+        return self.root / "staging" / ".ge", f"{department}.{extract}.*.parquet"
 
     def quarantine(self, department: str, extract: str) -> Path:
         return self.root / "quarantine" / department / f"{extract}.parquet"

@@ -12,7 +12,7 @@ by the check's reason, true where the row fails it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -103,3 +103,6 @@ class Prepared:
 
     frame: pl.LazyFrame | pl.DataFrame
     flags: tuple[str, ...]
+    # what keeps the file `frame` reads (the gate's `Checked`, which removes it when closed or
+    # collected): held here so that the file lives as long as this does
+    owner: object = field(default=None, compare=False, repr=False)

@@ -7,8 +7,8 @@ every row: received = accepted + quarantined, always (extracts.md §2).
 
 from __future__ import annotations
 
-import contextlib
 import os
+import uuid
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,10 +82,7 @@ def _close_all(reads: list[ingest.ReadFile], files: list[Path]) -> None:
     for r in reads:
         r.close()
     while files:
-        f = files.pop()
-        f.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            f.parent.rmdir()  # the folder, once its last extract is validated
+        files.pop().unlink(missing_ok=True)  # the folder stays: parallel steps write in it
 
 
 class AccountingError(RuntimeError):
@@ -120,8 +117,10 @@ def run_extract(
     outputs = Outputs(out).quarter(q)
     staging_path = outputs.staging(dept, contract.extract)
     quarantine_path = outputs.quarantine(dept, contract.extract)
-    for p in (staging_path, quarantine_path):
-        p.unlink(missing_ok=True)  # a re-run rewrites the extract's outputs as a whole
+    prepared_dir, prepared_glob = outputs.ge_inputs(dept, contract.extract)
+    # a re-run rewrites the extract's outputs as a whole; prepared rows a killed run left go too
+    for p in (staging_path, quarantine_path, *prepared_dir.glob(prepared_glob)):
+        p.unlink(missing_ok=True)
 
     files = arrived.extract_files(q, dept, contract.extract)
     manifest = ingest.read_manifest(arrived.manifest(q, dept), dept, q)
@@ -189,7 +188,9 @@ def run_extract(
     # Expectations validates them with the flags just computed, in one scan
     if not problems:
         staged_tmp, quarantined_tmp = aside(staging_path), aside(quarantine_path)
-        prepared_path = outputs.ge_input(dept, contract.extract)
+        # one file per gating, removed with `checked` (and a sink that fails leaves none)
+        prepared_path = prepared_dir / prepared_glob.replace("*", uuid.uuid4().hex[:12])
+        checked._files.append(prepared_path)
         accepted = staging_frame(source.filter(~pl.col("__bad")), contract)
         rejected = _as_received(source.filter(pl.col("__bad")), flags, [], headers)
         for_ge = source.select(*ge_columns(contract, set(source.collect_schema().names())), *flags)
@@ -201,9 +202,8 @@ def run_extract(
             ],
             engine="streaming",
         )
-        checked.prepared = Prepared(pl.scan_parquet(prepared_path), tuple(flags))
+        checked.prepared = Prepared(pl.scan_parquet(prepared_path), tuple(flags), owner=checked)
         checked.prepared_path = prepared_path
-        checked._files.append(prepared_path)
         bad = _rows_in(quarantined_tmp)
         problems.extend(
             _share_and_snapshot(contract, quarter, dept, result, bad, previous_accepted)

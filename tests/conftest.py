@@ -41,7 +41,7 @@ def pseudonym_key(monkeypatch):
 # a time, in this order: --no-loadscope-reorder), so that the two workers finish together
 # instead of one running a long module alone at the end.
 SLOW_FIRST = (
-    "test_spark.py",  # the one module that starts Spark
+    "test_spark.py",  # the one module that starts Spark (`make test` runs it after, alone)
     "test_exact_outputs.py",
     "test_rule_cases.py",
     "test_expectations.py",

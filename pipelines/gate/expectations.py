@@ -15,12 +15,15 @@ per check, so GE's unexpected rows and the gate's quarantined rows agree row for
   check reading several.
 
 Streaming: the extract is validated in batches of at most `batch_rows` rows, taken from one
-streaming pass over the gate's checked source (`checks.evaluate` of the scan), so a province's
-registry never sits in memory whole. The two checks that compare rows (`duplicate_key`,
-`group_agreement`) were settled over the whole extract by `checks.cross_row_context`; with those
-sets in the context they compile to the custom expectation, a per-row membership test that gives
-the same answer in any batch (GE's native uniqueness would only see its own batch). The batches'
-results are merged into ONE validation per extract per quarter with exact whole-extract counts.
+streaming pass over what the gate hands over, so a province's registry never sits in memory whole:
+the rows its second pass wrote with its own flag of every check (`checks.Prepared`, whose flags the
+custom metrics take as they are), or, when that pass did not run, the gate's checked source
+(`checks.evaluate` of the scan, the checks evaluated again on each batch). The two checks that
+compare rows (`duplicate_key`, `group_agreement`) were settled over the whole extract by
+`checks.cross_row_context`; with those sets in the context they compile to the custom expectation,
+a per-row membership test that gives the same answer in any batch (GE's native uniqueness would
+only see its own batch). The batches' results are merged into ONE validation per extract per
+quarter with exact whole-extract counts.
 
 The custom metrics need the Python objects of the validation running (its contract, the context
 with the routed keys and the settled sets, the flags of the batch): GE hands a metric only the

@@ -111,9 +111,6 @@ _STORED_RESULT_KEYS = (
 # --- the frame GE validates, batch by batch ---------------------------------------------------
 
 
-_ge_columns = row_checks.ge_columns
-
-
 def ge_frame(checked: pl.DataFrame, contract: Contract) -> pd.DataFrame:
     """The frame GE validates, from the gate's checked rows (`checks.evaluate`: the received
     text under canonical names and the `__v` typed columns), or from one batch of them.
@@ -121,7 +118,8 @@ def ge_frame(checked: pl.DataFrame, contract: Contract) -> pd.DataFrame:
     Row order is kept and the index is a RangeIndex, so GE's `unexpected_index_list` are row
     positions in the frame (in the batch: `validate` adds the batch's first position).
     """
-    return checked.select(_ge_columns(contract, set(checked.columns))).to_pandas()  # via Arrow
+    columns = row_checks.ge_columns(contract, set(checked.columns))
+    return checked.select(columns).to_pandas()  # via Arrow
 
 
 def batches(
@@ -140,14 +138,14 @@ def batches(
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
     prepared = isinstance(source, row_checks.Prepared)
-    frame = source.frame if isinstance(source, row_checks.Prepared) else source
+    frame = source.frame if prepared else source
     if isinstance(frame, pl.DataFrame):
-        columns = None if prepared else _ge_columns(contract, set(frame.columns))
+        columns = None if prepared else row_checks.ge_columns(contract, set(frame.columns))
         for part in frame.iter_slices(batch_rows):
             yield part if columns is None else part.select(columns)
         return
     if not prepared:
-        frame = frame.select(_ge_columns(contract, set(frame.collect_schema().names())))
+        frame = frame.select(row_checks.ge_columns(contract, set(frame.collect_schema().names())))
     stream = frame.collect_batches(chunk_size=batch_rows, maintain_order=True, engine="streaming")
     yield from _rebatch(stream, batch_rows)
 
@@ -705,13 +703,7 @@ def _validate(
         ctx, _ = row_checks.cross_row_context(source.lazy(), contract, ctx)
     ge_names = [c.name for c in contract.columns if c.name in present]
     run_context, gx_context = gx_context, _context_of(out, gx_context)
-    suite = build_suite(
-        contract,
-        ctx,
-        checks,
-        present=[c.name for c in contract.columns if c.name in present],
-        department=dept,
-    )
+    suite = build_suite(contract, ctx, checks, present=ge_names, department=dept)
     suite = _stored_suite(gx_context, suite)
     batch = _batch_definition(gx_context, suite.name)
     definition = _validation_definition(gx_context, summary["name"], batch, suite)
@@ -726,7 +718,8 @@ def _validate(
         if isinstance(source, row_checks.Prepared):
             part = source.frame.lazy().head(0).collect()
         else:
-            part = source.lazy().select(_ge_columns(contract, set(present))).head(0).collect()
+            columns = row_checks.ge_columns(contract, set(present))
+            part = source.lazy().select(columns).head(0).collect()
     token = _CURRENT.set(current)
     try:
         # GE fingerprints every pandas batch under 1 GB with an MD5 over all its values: a digest

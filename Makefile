@@ -13,7 +13,7 @@ LANDING ?= $(OUT)/landing
 QUARTERS ?= 2025Q4..2026Q3
 BENCH_SCALE ?= city
 
-.PHONY: venv test lint demo ui bench lock clean
+.PHONY: venv test lint browser demo ui bench lock clean
 
 venv: $(STAMP)
 
@@ -27,9 +27,22 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# the offline page tests open the Data Docs in headless Chromium (tests/browser.py): installed
+# from Debian's packages where it is missing and this is root, as on CI
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      echo "make test: installing Chromium (apt-get install chromium)"; \
+	      apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	        { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
+	    else \
+	      echo "make test: Chromium is needed for the offline page tests" \
+	        "(Debian/Ubuntu: sudo apt-get install chromium)" >&2; exit 2; \
+	    fi; }
+
 # the Spark module last, on its own: the JVM's fixed cost per statement is CPU-bound, and beside
 # another worker it took 85-100 s instead of 63-73 s
-test: lint
+test: lint browser
 	$(BIN)/pytest -q --ignore=tests/test_spark.py
 	$(BIN)/pytest -q -n 0 tests/test_spark.py
 

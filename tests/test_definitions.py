@@ -102,6 +102,37 @@ def test_the_job_refuses_to_start_without_the_pseudonym_key(tmp_path, monkeypatc
     assert not (tmp_path / "out" / "2026Q3").exists()
 
 
+@pytest.mark.parametrize("length", [1, 16, 31])
+def test_a_key_shorter_than_32_bytes_is_refused_and_not_shown(
+    tmp_path, monkeypatch, capsys, length
+):
+    short = "k" * (length - 1) + "Z"
+    monkeypatch.setenv("SAFETYNET_PSEUDONYM_KEY", short)
+    (tmp_path / "landing" / "2026Q3").mkdir(parents=True)
+    code = cli.run(tmp_path / "landing", tmp_path / "out", [Quarter.parse("2026Q3")])
+    said = capsys.readouterr().out
+    assert code == 2
+    assert f"SAFETYNET_PSEUDONYM_KEY is {length} bytes" in said and "at least 32" in said
+    assert "secrets.token_urlsafe(32)" in said  # how to make a good one
+    assert short not in said
+    assert not (tmp_path / "out" / "2026Q3").exists()
+
+
+def test_a_key_of_32_bytes_and_the_marked_demo_key_are_taken():
+    from pipelines.core import pseudonym
+    from pipelines.orchestration.resources import PseudonymKey, key_from_environment
+
+    good = "x" * 32
+    assert key_from_environment({"SAFETYNET_PSEUDONYM_KEY": good}) == good.encode()
+    assert PseudonymKey(key=good).value() == good.encode()
+    demo = pseudonym.DEMO_KEY
+    assert key_from_environment({"SAFETYNET_PSEUDONYM_KEY": demo}) == demo.encode()
+    with pytest.raises(pseudonym.KeyTooShort, match="31 bytes"):
+        PseudonymKey(key="x" * 31).value()  # a Dagster run is refused the same way
+    # bytes, not characters: 11 Chinese characters are 33 bytes of UTF-8
+    assert key_from_environment({"SAFETYNET_PSEUDONYM_KEY": "密" * 11}) == ("密" * 11).encode()
+
+
 def test_rerunning_a_quarter_gives_the_same_tables(tmp_path):
     landing, out = tmp_path / "landing", tmp_path / "out"
     mps = landing / "2026Q3" / "mps"

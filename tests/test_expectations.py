@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import math
 import random
@@ -34,6 +35,7 @@ from pipelines.gate import extract as gate
 from pipelines.gate.checks import CheckContext, compile_checks
 from pipelines.gate.reader import ROW_NUMBER
 from pipelines.generate import samples as factories
+from tests import browser
 
 QUARTER = Quarter.parse("2026Q3")
 COMPLETE = {"result_format": "COMPLETE"}
@@ -754,6 +756,87 @@ def test_data_docs_exist_and_carry_no_identity_number_or_name(planted):
         text = p.read_bytes().decode("utf-8", errors="replace")
         leaked = [s for s in secrets if s in text]
         assert not leaked, f"{p}: {len(leaked)} personal values, e.g. {leaked[0][:6]}…"
+
+
+# an address a browser would fetch from the network: in an attribute or a CSS url()
+_EXTERNAL = re.compile(
+    r"""(?:\b(?:src|href|action)\s*=\s*["']?|url\(\s*["']?)\s*(?:https?:)?//""", re.I
+)
+_LOCAL = re.compile(r"""\b(?:src|href)\s*=\s*"([^"#][^"]*)\"""")
+
+
+def test_no_data_docs_page_needs_the_network_and_every_file_it_links_is_there(planted):
+    out, _ = planted
+    index = expectations.build_data_docs(out, raise_errors=True)
+    pages = sorted(index.parent.rglob("*.html"))
+    kinds = {p.relative_to(index.parent).parts[0] for p in pages}
+    assert kinds == {"index.html", "expectations", "validations"}
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not _EXTERNAL.findall(text), f"{page.name}: {_EXTERNAL.findall(text)[:3]}"
+        assert "newsletter" not in text.lower() and "greatexpectations.io" not in text
+        links = [u for u in _LOCAL.findall(text) if not u.startswith(("javascript:", "data:"))]
+        assert any("static/vendor/" in u for u in links)
+        for url in links:
+            target = (page.parent / url.split("?")[0].split("#")[0]).resolve()
+            assert target.is_file(), f"{page.relative_to(index.parent)} links {url}: missing"
+
+
+def test_the_vendored_files_are_the_pinned_npm_packages_files():
+    from pipelines.gate import datadocs
+
+    pinned = datadocs.manifest()
+    assert pinned["sha256"], "the manifest lists the files it pins"
+    for local, digest in pinned["sha256"].items():
+        data = (datadocs.STATIC / local).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest, local
+    listed = {v for p in pinned["packages"] for v in p["files"].values()}
+    assert set(pinned["sha256"]) == listed
+    assert set(pinned["urls"].values()) <= listed
+    for p in pinned["packages"]:
+        assert re.fullmatch(r"\d+\.\d+\.\d+", p["version"]), p["name"]  # exact, not a range
+        assert p["integrity"].startswith("sha512-"), p["name"]
+
+
+def test_ges_templates_read_offline_name_no_address_on_the_internet():
+    """A newer Great Expectations that adds a CDN to a template fails here, not at an auditor's
+    desk."""
+    from great_expectations.render import view
+
+    from pipelines.gate import datadocs
+
+    root = Path(view.__file__).parent
+    sources = [*(root / "templates").glob("*.j2"), *(root / "static" / "styles").glob("*.css")]
+    assert len(sources) > 30
+    for path in sources:
+        text = datadocs.offline(path.name, path.read_text(encoding="utf-8"))
+        if path.name.startswith("markdown_"):
+            continue  # GE's Markdown rendering, which Data Docs do not use
+        assert not re.findall(r"https?://(?!www\.w3\.org/)", text), path.name
+
+
+def test_the_index_and_a_validation_page_show_their_tables_with_the_network_off(planted):
+    """Rendered in Chromium with every network address refused: bootstrap-table, loaded from
+    `static/vendor/`, has built the rows of the index's validation table and of the page's
+    expectation tables (GE's own pages, loading it from a CDN, show none offline)."""
+    out, runs = planted
+    index = expectations.build_data_docs(out, raise_errors=True)
+
+    def rendered_rows(page: Path) -> list[str]:
+        dom = browser.dom_offline(page)
+        return [c for c in dom.split("<tr")[1:] if re.match(r"[^>]*\bdata-index=\"\d+\"", c)]
+
+    rows = rendered_rows(index)
+    for name in runs:
+        assert any(f"{QUARTER}.{name}" in r for r in rows), f"{name} not in the index's table"
+    run = runs["mca.assistance_roster"]
+    pages = list((index.parent / "validations").rglob(f"{QUARTER}.mca.assistance_roster/*/*.html"))
+    assert len(pages) == 1
+    rows = rendered_rows(pages[0])
+    reasons = [e["reason"] for e in run.summary["expectations"]]
+    assert len(reasons) > 10
+    for reason in reasons:
+        assert any(f"contract rule {reason})" in r for r in rows), reason
 
 
 def _site(out: Path) -> dict[str, str]:

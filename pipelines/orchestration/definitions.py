@@ -18,6 +18,7 @@ from dagster import (
 
 from pipelines.core import parameters
 from pipelines.core.contracts import all_contracts
+from pipelines.core.layout import restrict_new_files
 from pipelines.core.quarters import Quarter
 from pipelines.gate.checks import CheckContext, compile_checks
 from pipelines.orchestration.assets import QUARTERS, all_assets
@@ -56,6 +57,7 @@ def build_definitions(
     DuckDB's memory) default to `Settings`' defaults: the environment is read by the callers,
     `safetynet run` and `defs`."""
     check_packaged_data()
+    restrict_new_files()  # before any step writes personal data (and in each step process)
     settings = settings or Settings(landing=landing, out=out)
     if settings.spark_submit and settings.engine != "spark":
         raise ValueError(

@@ -79,7 +79,7 @@ class PseudonymKey(ConfigurableResource):
     def value(self) -> bytes:
         if not self.key.strip():
             raise pseudonym.KeyMissing(missing_key_message())
-        return self.key.encode("utf-8")
+        return pseudonym.checked(self.key.encode("utf-8"), KEY_ENV)
 
 
 class PolicyEngine(ConfigurableResource):
@@ -119,7 +119,7 @@ def key_from_environment(environ: Mapping[str, str] | None = None) -> bytes:
     value = (os.environ if environ is None else environ).get(KEY_ENV, "")
     if not value.strip():
         raise pseudonym.KeyMissing(missing_key_message())
-    return value.encode("utf-8")
+    return pseudonym.checked(value.encode("utf-8"), KEY_ENV)
 
 
 def pseudonym_resource() -> PseudonymKey:

@@ -39,6 +39,9 @@ ROUTED_COLUMNS = (
     "policy_clause",
     "routed_to",
 )
+# the first characters that make Excel or LibreOffice read a cell as a formula, or a command
+# (OWASP, "CSV Injection"): a name or household number from a department's data must stay text
+FORMULA_START = r"^[=+\-@\t\r]"
 ROUTING_SCHEMA = {
     "quarter": pl.String,
     "warning_key": pl.String,
@@ -186,8 +189,24 @@ def _routed_rows(warnings: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([own, copies])
 
 
+def as_text_in_excel(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every text cell that would start a formula gets a leading apostrophe, OWASP's remedy:
+    the spreadsheet shows it as the text it is (apostrophe included), and nothing runs. Other
+    cells are unchanged; our own columns never start so (identity numbers, codes and keys are
+    checked or made by us, the evidence is a JSON object)."""
+    text = [n for n, t in frame.schema.items() if t == pl.String]
+    return frame.with_columns(
+        pl.when(pl.col(n).str.contains(FORMULA_START))
+        .then(pl.lit("'") + pl.col(n))
+        .otherwise(pl.col(n))
+        .alias(n)
+        for n in text
+    )
+
+
 def _write_routed(aside: QuarterOutputs, routed: pl.DataFrame) -> list[Path]:
-    """`routed/<dept>/<county>.csv`, UTF-8 with BOM, sorted by rule then key (outputs.md §1)."""
+    """`routed/<dept>/<county>.csv`, UTF-8 with BOM, sorted by rule then key (outputs.md §1),
+    text that Excel would run as a formula neutralised (`as_text_in_excel`)."""
     aside.routed.mkdir(parents=True, exist_ok=True)
     written = []
     for (dept, county), rows in sorted(
@@ -195,6 +214,8 @@ def _write_routed(aside: QuarterOutputs, routed: pl.DataFrame) -> list[Path]:
     ):
         path = aside.routed_file(str(dept), str(county))
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows.select(ROUTED_COLUMNS).sort("rule_id", "warning_key").write_csv(path, include_bom=True)
+        as_text_in_excel(rows.select(ROUTED_COLUMNS).sort("rule_id", "warning_key")).write_csv(
+            path, include_bom=True
+        )
         written.append(path)
     return written

@@ -42,6 +42,7 @@ def pseudonym_key(monkeypatch):
 # instead of one running a long module alone at the end.
 SLOW_FIRST = (
     "test_spark.py",  # the one module that starts Spark (`make test` runs it after, alone)
+    "test_faults.py",
     "test_exact_outputs.py",
     "test_rule_cases.py",
     "test_expectations.py",

@@ -14,6 +14,7 @@ output folder `<out>/` (outputs.md). No other module spells a path; each asks th
     routed/<department>/<county>.csv      the routed files                     (publish)
     quality_report.html                   the auditors' page                   (publish)
   warehouse.duckdb                        the analyst warehouse                (publish)
+  .run.lock                               held by the run writing <out>        (orchestration)
   gx/, data_docs/, .gx.lock               Great Expectations, its Data Docs    (gate)
   data_docs/static/vendor/                their scripts and styles, offline    (gate)
   .dagster/                               the Dagster instance                 (orchestration)
@@ -27,6 +28,7 @@ with the stage that writes each, so a reader finds the one folder that writes a 
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from dataclasses import dataclass
@@ -203,6 +205,11 @@ class Outputs:
         """The copy a quarter is loaded into before it replaces the warehouse."""
         return Path(self.root) / f".warehouse.duckdb.{os.getpid() if pid is None else pid}"
 
+    def warehouse_copies_of_the_dead(self) -> list[Path]:
+        """Copies that killed runs left (`left_by_the_dead`)."""
+        copies = Path(self.root).glob(".warehouse.duckdb.*")
+        return sorted(p for p in copies if left_by_the_dead(p.name.rsplit(".", 1)[1]))
+
     @property
     def data_docs(self) -> Path:
         return Path(self.root) / "data_docs"
@@ -231,6 +238,11 @@ class Outputs:
     def gx_config(self) -> Path:
         """Great Expectations' project configuration, which GE rewrites when it adds an asset."""
         return self.gx_project / "gx" / "great_expectations.yml"
+
+    @property
+    def run_lock(self) -> Path:
+        """Held by the `safetynet run` writing this folder: a second one is refused."""
+        return Path(self.root) / ".run.lock"
 
     @property
     def gx_lock(self) -> Path:
@@ -271,5 +283,25 @@ DATA_DOCS_FROM_QUARTER = "../data_docs/index.html"
 
 
 def aside(path: Path, pid: int | None = None) -> Path:
-    """A temporary name beside `path` for writing it before an atomic rename into place."""
+    """A temporary name beside `path` for writing it before an atomic rename into place. What a
+    killed writer left aside for the same file (a process no longer running) is removed first:
+    each writer asks for its name just before it writes."""
+    for left in path.parent.glob(f".{glob.escape(path.name)}.tmp*"):
+        if left_by_the_dead(left.name.rsplit(".tmp", 1)[1]):
+            left.unlink(missing_ok=True)
     return path.with_name(f".{path.name}.tmp{os.getpid() if pid is None else pid}")
+
+
+def left_by_the_dead(pid: str) -> bool:
+    """Whether the process `pid` (as written in a file's name) no longer runs, so what it left
+    aside may go. On a machine running several hosts' writers on a shared folder a pid is not
+    enough; safetynet's writers of one `<out>` run on one machine (the run lock)."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process, alive
+        return False
+    return False

@@ -81,9 +81,11 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 from great_expectations.validator.v1_validator import Validator
 from great_expectations.validator.validator import calc_validation_statistics
 
-# `row_checks`: the module; `checks` is what the gate compiled (a list of `Check`), as elsewhere.
 from pipelines.core import idnumbers
 from pipelines.core.contracts import Contract, as_sent_by
+
+# `row_checks`: the module; `checks` is what the gate compiled (a list of `Check`), as elsewhere.
+from pipelines.core.faults import crash_point
 from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter
 from pipelines.gate import checks as row_checks
@@ -733,6 +735,7 @@ def _validate(
                     batch_parameters={"dataframe": frame},
                 )
                 results = validator.validate_expectation_suite(suite)
+                crash_point("expectations")
                 if merged is None:
                     merged = _Merged(results, validator.active_batch_id)
                 merged.add(results, offset=rows, indexes=want_indexes)

@@ -17,6 +17,7 @@ import polars as pl
 
 from pipelines.core import idnumbers, parameters
 from pipelines.core.contracts import Contract, as_sent_by
+from pipelines.core.faults import crash_point
 from pipelines.core.layout import Landing, Outputs, aside
 from pipelines.core.quarters import Quarter
 from pipelines.gate import reader as ingest
@@ -210,6 +211,7 @@ def run_extract(
         )
         if not problems:
             os.replace(staged_tmp, staging_path)
+            crash_point("gate")
             os.replace(quarantined_tmp, quarantine_path)
             result.rows_accepted, result.rows_quarantined = received - bad, bad
             result.status = PASSED

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
+import errno
+import fcntl
+import os
 import sys
 from pathlib import Path
+from typing import IO
 
 from pipelines.core.quarters import Quarter, parse_quarter_list
 
@@ -66,62 +71,139 @@ def run(
         echo(f"safetynet: {e}")
         return 2
     outputs = Outputs(out)
-    home = outputs.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    # one run at a time for the UI's backfills (the CLI's own runs are in-process and in order)
-    write_instance_config(home)
-    instance = DagsterInstance.from_config(str(home))
-    job = defs.resolve_job_def(JOB_NAME)
-    unprocessed = []
     try:
-        for quarter in quarters:
-            q = str(quarter)
-            arrived = Landing(landing).quarter(q)
-            if not arrived.is_dir():
-                echo(f"{q}: no landing folder {arrived}; every extract is MISSING")
-            run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-            if settings.max_concurrent > 1:  # steps in processes of their own
-                # the settings travel as the job's arguments, not in the environment
-                job_in_steps = build_reconstructable_job(
-                    quarterly_job.__module__,
-                    quarterly_job.__name__,
-                    reconstructable_kwargs={
-                        **dataclasses.asdict(settings),
-                        "landing": str(settings.landing),
-                        "out": str(settings.out),
-                    },
-                )
-                with execute_job(
-                    job_in_steps,
-                    instance=instance,
-                    tags={PARTITION_TAG: q},
-                    raise_on_error=False,
-                    run_config=run_config,
-                ) as result:
+        lock = _hold_run_lock(outputs)
+    except OSError as e:  # not a folder, not writable, a full disk
+        echo(f"safetynet: cannot write in --out {out}: {e.strerror or e}")
+        return 2
+    if isinstance(lock, str):
+        echo(
+            f"safetynet: {out} is in use by another run ({lock}); refused, so that the two do "
+            "not interleave. Wait for it to end, or give another --out"
+        )
+        return 2
+    where = "before the first quarter"
+    try:
+        home = outputs.dagster_home
+        home.mkdir(parents=True, exist_ok=True)
+        # one run at a time for the UI's backfills (the CLI's own runs are in-process and in order)
+        write_instance_config(home)
+        instance = DagsterInstance.from_config(str(home))
+        job = defs.resolve_job_def(JOB_NAME)
+        unprocessed = []
+        try:
+            for quarter in quarters:
+                q = where = str(quarter)
+                arrived = Landing(landing).quarter(q)
+                if not arrived.is_dir():
+                    echo(f"{q}: no landing folder {arrived}; every extract is MISSING")
+                run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+                if settings.max_concurrent > 1:  # steps in processes of their own
+                    # the settings travel as the job's arguments, not in the environment
+                    job_in_steps = build_reconstructable_job(
+                        quarterly_job.__module__,
+                        quarterly_job.__name__,
+                        reconstructable_kwargs={
+                            **dataclasses.asdict(settings),
+                            "landing": str(settings.landing),
+                            "out": str(settings.out),
+                        },
+                    )
+                    with execute_job(
+                        job_in_steps,
+                        instance=instance,
+                        tags={PARTITION_TAG: q},
+                        raise_on_error=False,
+                        run_config=run_config,
+                    ) as result:
+                        succeeded = result.success
+                        failures = _step_failures(result)
+                else:
+                    result = job.execute_in_process(
+                        partition_key=q,
+                        instance=instance,
+                        raise_on_error=False,
+                        run_config=run_config,
+                    )
                     succeeded = result.success
-            else:
-                result = job.execute_in_process(
-                    partition_key=q, instance=instance, raise_on_error=False, run_config=run_config
-                )
-                succeeded = result.success
-            results = accounting.load_results(out, q)
-            echo(f"\n== {q} ({'run succeeded' if succeeded else 'run FAILED'}) ==")
-            echo(accounting.reconciliation_text(results))
-            tables = evaluate.read_tables(out, q)
-            if tables is not None:
-                echo(evaluate.summary_text(*tables))
-            cycle = lifecycle_text(out, quarter)
-            if cycle is not None:
-                echo(cycle)
-            core = accounting.core_failures(results)
-            if core or not succeeded:
-                unprocessed.append(q)
-                why = ", ".join(core) or "a step failed; see the Dagster run log"
-                echo(f"{q}: could not be processed: {why} did not pass")
+                    failures = _step_failures(result)
+                results = accounting.load_results(out, q)
+                echo(f"\n== {q} ({'run succeeded' if succeeded else 'run FAILED'}) ==")
+                echo(accounting.reconciliation_text(results))
+                tables = evaluate.read_tables(out, q)
+                if tables is not None:
+                    echo(evaluate.summary_text(*tables))
+                cycle = lifecycle_text(out, quarter)
+                if cycle is not None:
+                    echo(cycle)
+                for step, message in failures:
+                    echo(f"{q}: step {step} failed: {message}")
+                core = accounting.core_failures(results)
+                if core or not succeeded:
+                    unprocessed.append(q)
+                    why = ", ".join(core) or "a step failed; see the Dagster run log"
+                    echo(f"{q}: could not be processed: {why} did not pass")
+        finally:
+            instance.dispose()
+        echo(f"\noutputs: {out}  (Data Docs: {outputs.data_docs_index})")
+        return 1 if unprocessed else 0
+    except Exception as e:  # noqa: BLE001 - one line, never a traceback (a full disk, above all)
+        echo(f"safetynet: {where}: {_one_line(e, out)}; what was published before stays as it was")
+        return 1
     finally:
-        instance.dispose()
-    echo(f"\noutputs: {out}  (Data Docs: {outputs.data_docs_index})")
-    return 1 if unprocessed else 0
+        lock.close()  # the lock goes with it (and with the process, if it is killed)
+
+
+def _step_failures(result) -> list[tuple[str, str]]:
+    """Each failed step's key and the first line of its error (scrubbed by the step)."""
+    found = []
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        text = error.message if error is not None else "no message"
+        found.append((event.step_key or "?", text.strip().splitlines()[0] if text.strip() else "?"))
+    return found
+
+
+_FULL = ("disk I/O error", "database or disk is full", "No space left on device")
+
+
+def _one_line(e: BaseException, out: Path) -> str:
+    """What went wrong, in one line: a full (or failing) disk named as such, whichever library
+    met it first; anything else by its type and first line, identity numbers masked."""
+    from pipelines.core import idnumbers
+
+    seen: BaseException | None = e
+    while seen is not None:
+        if (isinstance(seen, OSError) and seen.errno == errno.ENOSPC) or any(
+            f in str(seen) for f in _FULL
+        ):
+            first = str(seen).strip().splitlines()
+            why = first[0] if first else type(seen).__name__
+            return f"no space left on the disk of --out {out} (or it failed writing): {why}"
+        seen = seen.__cause__ or seen.__context__
+    lines = idnumbers.scrub(str(e)).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else 'no message'}"
+
+
+def _hold_run_lock(outputs) -> IO[str] | str:
+    """`<out>/.run.lock`, held (an exclusive `flock`) for as long as the returned file is open:
+    the kernel releases it when the process ends, killed or not, so a dead run never blocks
+    the next. If another process holds it: who, as that process wrote it."""
+    path = outputs.run_lock
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "a process that has not said which"
+        lock.close()
+        return holder
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()} since {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC\n")
+    lock.flush()
+    return lock
 
 
 def _concurrency(text: str) -> int:

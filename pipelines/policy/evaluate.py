@@ -19,6 +19,7 @@ import polars as pl
 
 from pipelines.core import pseudonym
 from pipelines.core.departments import CORE_EXTRACTS
+from pipelines.core.faults import crash_point
 from pipelines.core.layout import Outputs, aside
 from pipelines.policy import facts
 from pipelines.policy.catalogue import CATEGORIES, RAISED, Rule, catalogue
@@ -268,6 +269,7 @@ def write(out: Path, evaluation: Evaluation) -> dict[str, Path]:
         tmp = aside(path)
         frame.write_parquet(tmp)
         os.replace(tmp, path)
+        crash_point("policy")
     return {name: path for name, (path, _) in frames.items()}
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.core.faults import crash_point
 from pipelines.core.layout import Outputs, QuarterOutputs
 
 # table -> (comment, its Parquet file of a quarter, {column: comment})
@@ -201,11 +202,13 @@ def load_quarter(out: Path, quarter: str) -> dict[str, int]:
     """Replace one quarter's rows in every table; returns rows per table."""
     path = Outputs(out).warehouse
     work = Outputs(out).warehouse_copy()
-    work.unlink(missing_ok=True)
+    for left in [work, *Outputs(out).warehouse_copies_of_the_dead()]:
+        left.unlink(missing_ok=True)
     if path.is_file():
         shutil.copyfile(path, work)
     try:
         loaded = _load(work, Path(out), quarter)
+        crash_point("warehouse_swap")
         os.replace(work, path)
     finally:
         work.unlink(missing_ok=True)

@@ -43,6 +43,7 @@ def pseudonym_key(monkeypatch):
 SLOW_FIRST = (
     "test_spark.py",  # the one module that starts Spark (`make test` runs it after, alone)
     "test_faults.py",
+    "test_bad_input.py",
     "test_exact_outputs.py",
     "test_rule_cases.py",
     "test_expectations.py",

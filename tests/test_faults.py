@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import importlib
 import multiprocessing
 import os
 import shutil
@@ -57,8 +58,8 @@ def _child(
     from pipelines.core import faults
 
     os.environ["SAFETYNET_PSEUDONYM_KEY"] = DEMO_KEY
-    os.environ.pop(CRASH_ENV, None)
-    faults.arm(crash)
+    os.environ[CRASH_ENV] = crash or ""
+    importlib.reload(faults)  # the same module object: `crash_point` everywhere reads it
     if full:  # the routed files' writer meets a full disk
 
         def no_space(*args, **kwargs):
@@ -156,6 +157,10 @@ def runs(tmp_path_factory):
     2026Q2 and 2026Q3 published by clean runs (`clean`), and what 2026Q3 looks like there."""
     root = tmp_path_factory.mktemp("faults")
     landing = root / "landing"
+    # The fork server is the process's one (multiprocessing's), which the quarterly job's
+    # multiprocess executor also forks its steps from, in later tests of this worker: it keeps
+    # the environment it starts with, so it starts with the demo key every test runs with.
+    os.environ["SAFETYNET_PSEUDONYM_KEY"] = DEMO_KEY
     generate(landing, "test", [Q2, Q3], seed=3)
     for q in (Q2, Q3):
         for folder in (landing / str(q)).iterdir():

@@ -123,6 +123,7 @@ def test_every_check_reason_is_exercised():
         "group_agreement",
         "known_warning_key",
         "duplicate_key",
+        "text_length",
     }
 
 

@@ -153,6 +153,9 @@ def test_a_quarter_leaks_no_identity_number_or_name(tmp_path, capsys, caplog, mo
     examples = " ".join(reasons["examples"].to_list())
     assert re.search(r"\d{6}\*{8}\d{3}[\dX]", examples)
     assert idnumbers.mask(leaked_id) in printed.err + logged + _dagster_text(out)
+    # and the internal error is one line in the event log, not a traceback (issue 13)
+    assert "internal error ValueError" in _dagster_text(out)
+    assert "Traceback" not in _dagster_text(out)
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,11 @@
 """Crash points: named places where a test kills the run as a scheduler's `kill -9` would.
 
-`SAFETYNET_CRASH_AT=<point>` (read when this module is imported), or `arm(point)`, makes the
-process SIGKILL itself the first time it reaches that point: no handler, no `finally`, no
-flush, exactly what a killed run leaves. `tests/test_faults.py` kills a quarter at each point
-and checks that the last good outputs stay readable and that a re-run gives the clean run's
-outputs byte for byte. Unset, a crash point is one comparison.
+`SAFETYNET_CRASH_AT=<point>` (read when this module is imported; a test's child process, forked
+with the modules imported, sets it and reloads this module) makes the process SIGKILL itself
+the first time it reaches that point: no handler, no `finally`, no flush, exactly what a killed
+run leaves. `tests/test_faults.py` kills a quarter at each point and checks that the last good
+outputs stay readable and that a re-run gives the clean run's outputs byte for byte. Unset, a
+crash point is one comparison.
 
 The points, in the order a quarter reaches them:
 - `gate`: an extract's staging table moved into place, its quarantine table not yet;
@@ -27,15 +28,6 @@ if _ARMED is not None and _ARMED not in POINTS:
     raise ValueError(
         f"{CRASH_ENV}={_ARMED!r} is not a crash point; the points: {', '.join(POINTS)}"
     )
-
-
-def arm(point: str | None) -> None:
-    """Arm `point` in this process (a test's child process, forked with the modules already
-    imported), as `SAFETYNET_CRASH_AT` does at import."""
-    global _ARMED
-    if point is not None and point not in POINTS:
-        raise ValueError(f"{point!r} is not a crash point; the points: {', '.join(POINTS)}")
-    _ARMED = point
 
 
 def crash_point(name: str) -> None:

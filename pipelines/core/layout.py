@@ -76,8 +76,12 @@ class Landing:
         return self.quarter(quarter) / name
 
     def any_file_named(self, quarter: object, department: str, stem: str) -> bool:
-        """Whether the folder holds a file `<stem>.<anything>` (an optional extract was sent)."""
-        return any(self.folder(quarter, department).glob(f"{stem}.*"))
+        """Whether the folder holds a file `<stem>.<anything>` (an optional extract was sent),
+        the name's case ignored as in `extract_files`."""
+        folder = self.folder(quarter, department)
+        if not folder.is_dir():
+            return False
+        return any(p.name.lower().startswith(f"{stem.lower()}.") for p in folder.iterdir())
 
     def quarters(self) -> list[Path]:
         """The quarter folders that arrived, in name order."""
@@ -85,14 +89,17 @@ class Landing:
         return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
     def extract_files(self, quarter: object, department: str, extract: str) -> list[Path]:
-        """The files in a department folder that carry `extract` (any allowed format)."""
+        """What a department folder holds under `extract`'s name, in any allowed format, the
+        name's case ignored (`STUDENTS.CSV` from a Windows export is the students extract): the
+        files, and also a folder or a link of that name, which the gate refuses by name rather
+        than count as not sent."""
         folder = self.folder(quarter, department)
         if not folder.is_dir():
             return []
         return sorted(
             p
             for p in folder.iterdir()
-            if p.is_file() and p.stem == extract and p.suffix.lower() in EXTRACT_FORMATS
+            if p.stem.lower() == extract and p.suffix.lower() in EXTRACT_FORMATS
         )
 
 

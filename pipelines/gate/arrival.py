@@ -52,7 +52,7 @@ def quarter_status(
     for dept, extracts in depts.items():
         dfolder = landing.folder(quarter, dept)
         files = _files(dfolder)
-        if not any(p.stem in extracts for p in files):
+        if not any(p.stem.lower() in extracts for p in files):
             waiting.append(f"{dept}: no extract file")
             continue
         for p in files:

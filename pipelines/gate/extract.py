@@ -147,7 +147,7 @@ def run_extract(
             )
         )
 
-    reads = [ingest.read_file(p, contract, dept) for p in files]
+    reads = [ingest.read_file(p, contract, dept, landing) for p in files]
     readable = [r for r in reads if r.frame is not None]
     # pass 1: count the rows, settle duplicates and case agreement over the whole extract
     for r in readable:

@@ -105,6 +105,10 @@ class Kind(abc.ABC):
     single_value: ClassVar[bool] = False  # a bad value in its own column breaks nothing else
     compares_rows: ClassVar[bool] = False  # settled over the whole extract (`settle`)
 
+    def applies_to(self, column: Column) -> bool:
+        """Whether a "value_type" kind checks this column of its value type (all, unless said)."""
+        return True
+
     def check_for(
         self, contract: Contract, column: Column | None, rule: Rule | None, ctx: CheckContext
     ) -> Check:
@@ -402,6 +406,48 @@ class TypeInt(_TypeKind):
 class TypeBool(_TypeKind):
     name, value_type = "type_bool", "bool"
     words, bad_text = "true/false, 1/0, Y/N or 是/否", "yes"
+
+
+# The longest text value a row may carry. Names, case numbers and notes are far shorter; a longer
+# field is a broken export (a field that swallowed its neighbours), and a routed file's cell
+# opens in Excel, which keeps at most 32,767 characters.
+MAX_TEXT_CHARS = 4096
+
+
+@register
+class TextLength(Kind):
+    """A text value longer than `MAX_TEXT_CHARS` characters (after trimming)."""
+
+    name, value_type = "text_length", "text"
+    arises = "value_type"
+    single_value = True
+
+    def applies_to(self, column):
+        # a value that must be one of the keys routed to the department is refused when it is
+        # not one (`known_warning_key`), however long
+        return not any(r.implementation == "known_warning_key" for r in column.rules)
+
+    def reason(self, column, rule):
+        return f"{column.name}.too_long"
+
+    def expected(self, contract, column, a, ctx):
+        return f"at most {MAX_TEXT_CHARS:,} characters"
+
+    def failure(self, check, contract, ctx):
+        return _present(check.columns[0]) & (
+            text(check.columns[0]).str.len_chars() > MAX_TEXT_CHARS
+        )
+
+    def expectation(self, check, contract, *, settled):
+        return Native(
+            "ExpectColumnValueLengthsToBeBetween",
+            {"column": check.columns[0], "max_value": MAX_TEXT_CHARS},
+        )
+
+    def plant(self, rows, contract, check, i, quarter):
+        col = check.columns[0]
+        rows[i][col] = (rows[i][col].strip() or "x") + "x" * MAX_TEXT_CHARS
+        return {i}
 
 
 # --- the quality rules of a column (ODCS `quality[]`) ----------------------------------------
@@ -791,7 +837,8 @@ def compile_checks(contract: Contract, ctx: CheckContext) -> list[Check]:
         if c.required:
             checks.append(required.check_for(contract, c, None, ctx))
         for kind in _kinds("value_type", c.value_type):
-            checks.append(kind.check_for(contract, c, None, ctx))
+            if kind.applies_to(c):
+                checks.append(kind.check_for(contract, c, None, ctx))
         for r in c.rules:
             checks.append(
                 _rule_kind(contract, r, "column_rule", c.name).check_for(contract, c, r, ctx)

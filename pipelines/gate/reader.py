@@ -54,6 +54,7 @@ class ReadFile:
     extra_columns: list[str] = field(default_factory=list)
     problems: list[FileProblem] = field(default_factory=list)
     temp_file: Path | None = None  # a GB18030 file transcoded to UTF-8, removed by `close`
+    plain_ascii: bool = False  # a CSV of ASCII only: UTF-8 and GB18030 alike
     renames: dict[str, str] = field(default_factory=dict)
     headers: list[str] = field(default_factory=list)
 
@@ -93,6 +94,14 @@ def read_manifest(path: Path, department: str, quarter: str) -> Manifest | None:
             "file.manifest_unreadable",
             f"{where}: cannot be read as a manifest ({type(e).__name__}); expected JSON with "
             '"files": {"<file>": {"rows": N, "sha256": "..."}}',
+        )
+        return Manifest(path, None, problem)
+    pathlike = [n for n in files if "/" in n or "\\" in n or n in ("", ".", "..")]
+    if pathlike:
+        problem = FileProblem(
+            "file.manifest_unreadable",
+            f"{where}: lists {pathlike[0]!r}; a manifest names the files of its own folder, "
+            "by name only (no folder, no '..')",
         )
         return Manifest(path, None, problem)
     for key, expected in (("department", department), ("quarter", quarter)):
@@ -135,6 +144,36 @@ def manifest_problems(
     return problems, absent
 
 
+_ENCODING_FAMILIES = {
+    "utf-8": "UTF-8",
+    "utf8": "UTF-8",
+    "utf-8-sig": "UTF-8",
+    "gb18030": "GB18030",
+    "gbk": "GB18030",
+    "gb2312": "GB18030",
+    "cp936": "GB18030",
+}
+
+
+def _declared_encoding(declared: str, detected: str | None, where: str) -> FileProblem | None:
+    """A CSV's encoding as its manifest entry declares it (`"encoding"`, optional) against what
+    the file turned out to be: GBK and GB2312 are read as their superset GB18030."""
+    family = _ENCODING_FAMILIES.get(declared.strip().lower())
+    if family is None:
+        return FileProblem(
+            "file.encoding_mismatch",
+            f"{where}: the manifest declares encoding {declared!r}; expected utf-8, gb18030 or gbk",
+        )
+    found = _ENCODING_FAMILIES.get(detected or "")
+    if found is None or found == family:
+        return None  # undecodable: that problem is reported already
+    return FileProblem(
+        "file.encoding_mismatch",
+        f"{where}: the manifest declares {declared}, but the file is {found} text; every row is "
+        "kept, and the file must be sent again as declared (or the manifest corrected)",
+    )
+
+
 def check_against_manifest(read: ReadFile, manifest: Manifest | None, department: str) -> None:
     if manifest is None or manifest.files is None:
         return
@@ -142,6 +181,10 @@ def check_against_manifest(read: ReadFile, manifest: Manifest | None, department
     if entry is None:
         return
     where = f"{department}/{read.path.name}"
+    if "encoding" in entry and read.file_format == "csv" and not read.plain_ascii:
+        problem = _declared_encoding(str(entry["encoding"]), read.encoding, where)
+        if problem is not None:
+            read.problems.append(problem)
     want_hash = str(entry.get("sha256", "")).lower()
     if want_hash and read.sha256 and want_hash != read.sha256:
         read.problems.append(
@@ -159,11 +202,18 @@ def check_against_manifest(read: ReadFile, manifest: Manifest | None, department
         )
 
 
-def read_file(path: Path, contract: Contract, department: str) -> ReadFile:
-    """Read any allowed format as text and map its headers onto the contract."""
+def read_file(
+    path: Path, contract: Contract, department: str, landing: Path | None = None
+) -> ReadFile:
+    """Read any allowed format as text and map its headers onto the contract. A folder where
+    the file should be, or a link to a file outside `landing`, is not read."""
     fmt = FORMATS[path.suffix.lower()]
     read = ReadFile(path, fmt)
     where = f"{department}/{path.name}"
+    refused = _not_a_landed_file(path, landing, where)
+    if refused is not None:
+        read.problems.append(refused)
+        return read
     # Nothing is parsed yet for a CSV: a file that polars cannot parse shows up in the gate's
     # first pass, which then falls back to `read_tolerant`.
     date_cells: set[int] = set()  # columns holding typed date cells
@@ -183,14 +233,91 @@ def read_file(path: Path, contract: Contract, department: str) -> ReadFile:
         read.problems.append(
             FileProblem(
                 "file.unreadable",
-                f"{where}: cannot be read as {fmt.upper()} ({type(e).__name__})",
+                f"{where}: cannot be read as {fmt.upper()} ({type(e).__name__}): a damaged "
+                "or cut-short file? It must be sent again",
             )
         )
         return read
     if date_cells:
         frame = _months_from_date_cells(frame, headers, date_cells, contract)
     _map_headers(read, headers, frame.lazy(), contract, where)
+    if fmt == "parquet":
+        read.problems.extend(_parquet_types(path, headers, read.renames, contract, where))
     return read
+
+
+def _kind_of_type(dtype: pl.DataType) -> str:
+    if dtype == pl.String:
+        return "text"
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_float():
+        return "float"
+    if isinstance(dtype, pl.Decimal):
+        return "decimal"
+    if dtype == pl.Boolean:
+        return "boolean"
+    if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+        return "date"
+    return str(dtype)
+
+
+# The Parquet types a column of each value type may arrive in (checked by the value it holds,
+# extracts.md §2); any other type is the wrong column or a broken export.
+_NUMBERS = {"integer", "float", "decimal"}  # pandas writes whole numbers as floats beside nulls
+_PARQUET_KINDS = {
+    "id": {"text"},  # a number cannot hold the check character X
+    "text": {"text", *_NUMBERS},
+    "code": {"text", *_NUMBERS},
+    "county": {"text", *_NUMBERS},
+    "int": {"text", *_NUMBERS},
+    "money": {"text", *_NUMBERS},
+    "decimal": {"text", *_NUMBERS},
+    "bool": {"text", "boolean", *_NUMBERS},
+    "date": {"text", "date"},
+    "month": {"text", "date"},
+}
+
+
+def _parquet_types(
+    path: Path, headers: list[str], renames: dict[str, str], contract: Contract, where: str
+) -> list[FileProblem]:
+    schema = pl.read_parquet_schema(path)
+    found = []
+    for i, header in enumerate(headers):
+        name = renames.get(f"__c{i}")
+        if name not in {c.name for c in contract.columns}:
+            continue
+        kind = _kind_of_type(schema[header])
+        allowed = _PARQUET_KINDS[contract.column(name).value_type]
+        if kind not in allowed:
+            found.append(
+                FileProblem(
+                    "file.column_type",
+                    f"{where}: column {name} is {schema[header]} in the file's schema; a "
+                    f"{contract.column(name).value_type} column arrives as "
+                    f"{' or '.join(sorted(allowed))}",
+                )
+            )
+    return found
+
+
+def _not_a_landed_file(path: Path, landing: Path | None, where: str) -> FileProblem | None:
+    if path.is_dir():
+        return FileProblem(
+            "file.unreadable",
+            f"{where}: is a folder, not a file; expected the extract as one .csv, .parquet or "
+            ".xlsx file",
+        )
+    if landing is not None and path.is_symlink():
+        target = path.resolve()
+        if not target.is_relative_to(Path(landing).resolve()):
+            return FileProblem(
+                "file.unreadable",
+                f"{where}: is a link to a file outside the landing folder; not read (a landing "
+                "folder holds what the departments sent: the file itself)",
+            )
+    return None
 
 
 def _months_from_date_cells(
@@ -236,14 +363,38 @@ def detect_encoding(path: Path) -> tuple[str, str]:
     would turn the damage into silently wrong text. Text in GBK/GB18030 almost never forms even
     a few valid multi-byte UTF-8 characters in a row, so a dozen of them decide (`UTF8_EVIDENCE`).
     """
+    return _scan_bytes(path)[:2]
+
+
+@dataclass
+class _Bytes:
+    """What the one pass over a CSV's bytes finds besides its encoding and hash: where its first
+    NUL byte is, how many double quotes it has (an even number in any well-formed CSV, in UTF-8
+    and GB18030 alike: neither uses the byte 0x22 inside a character), and how it ends."""
+
+    nul_at: int | None = None
+    quotes: int = 0
+    tail: bytes = b""  # the last bytes, for the last line
+    multibyte: int = 0  # bytes of multi-byte UTF-8 characters beyond the first: 0 for ASCII
+
+
+def _scan_bytes(path: Path) -> tuple[str, str, _Bytes]:
     h = hashlib.sha256()
+    seen = _Bytes()
     utf8 = codecs.getincrementaldecoder("utf-8")("strict")
     utf8_ok, offset, bad_at, evidence = True, 0, 0, 0
     with path.open("rb") as f:
-        bom = f.read(3) == codecs.BOM_UTF8
+        head = f.read(3)
+        bom = head == codecs.BOM_UTF8
+        if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            raise _UndecodableError(0, sha256_of(path), "UTF-16, by its byte-order mark")
         f.seek(0)
         while chunk := f.read(_CHUNK):
             h.update(chunk)
+            if seen.nul_at is None and (nul := chunk.find(b"\0")) >= 0:
+                seen.nul_at = offset + nul
+            seen.quotes += chunk.count(b'"')
+            seen.tail = (seen.tail + chunk)[-_TAIL:]
             if utf8_ok:
                 try:
                     good = len(chunk)
@@ -259,17 +410,21 @@ def detect_encoding(path: Path) -> tuple[str, str]:
             utf8.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8_ok, bad_at = False, offset
+    seen.multibyte = evidence
     if utf8_ok:
-        return ("utf-8-sig" if bom else "utf-8"), h.hexdigest()
+        return ("utf-8-sig" if bom else "utf-8"), h.hexdigest(), seen
     if not bom and evidence < UTF8_EVIDENCE:
         # GB18030 is checked strictly by `_transcode`, in the one pass that converts the file
-        return "gb18030", h.hexdigest()
+        return "gb18030", h.hexdigest(), seen
     raise _UndecodableError(bad_at, h.hexdigest())
 
 
+_TAIL = 1 << 16  # enough for any last line
+
+
 class _UndecodableError(Exception):
-    def __init__(self, offset: int, sha: str):
-        self.offset, self.sha = offset, sha
+    def __init__(self, offset: int, sha: str, found: str | None = None):
+        self.offset, self.sha, self.found = offset, sha, found
 
 
 def _transcode(path: Path, encoding: str, sha: str) -> Path:
@@ -290,31 +445,36 @@ def _transcode(path: Path, encoding: str, sha: str) -> Path:
     return Path(name)
 
 
-def _undecodable(where: str, offset: int) -> FileProblem:
+def _undecodable(where: str, e: _UndecodableError) -> FileProblem:
+    found = f"encoded {e.found}" if e.found else f"invalid byte at offset {e.offset:,}"
     return FileProblem(
         "file.undecodable",
-        f"{where}: neither UTF-8 nor GB18030 (invalid byte at offset {offset:,}); "
+        f"{where}: neither UTF-8 nor GB18030 ({found}); "
         "expected UTF-8, UTF-8 with BOM or GB18030/GBK",
     )
 
 
 def _read_csv(path: Path, read: ReadFile, where: str) -> tuple[list[str], pl.LazyFrame]:
     try:
-        encoding, read.sha256 = detect_encoding(path)
+        encoding, read.sha256, seen = _scan_bytes(path)
     except _UndecodableError as e:
         read.sha256 = e.sha
-        raise _Unreadable(_undecodable(where, e.offset)) from None
+        raise _Unreadable(_undecodable(where, e)) from None
     source = path
     if encoding == "gb18030":
         try:
             source = read.temp_file = _transcode(path, encoding, read.sha256)
         except _UndecodableError as e:
-            raise _Unreadable(_undecodable(where, e.offset)) from None
+            raise _Unreadable(_undecodable(where, e)) from None
     read.encoding = encoding
+    read.plain_ascii = encoding == "utf-8" and seen.multibyte == 0
     with source.open("r", encoding="utf-8-sig", newline="") as f:
         headers = next(csv.reader(f), None)
     if not headers:
         raise _Unreadable(FileProblem("file.unreadable", f"{where}: no header row"))
+    read.problems.extend(_broken_text(path, source, seen, len(headers), where))
+    if seen.quotes % 2:  # a quoted field swallows the rest of the file: read line by line
+        return headers, _read_csv_tolerant(source, headers, read, where, quoting=csv.QUOTE_NONE)
     frame = pl.scan_csv(
         source,
         has_header=True,
@@ -330,8 +490,74 @@ def _read_csv(path: Path, read: ReadFile, where: str) -> tuple[list[str], pl.Laz
     return headers, frame.filter(~pl.all_horizontal(pl.all().is_null()))
 
 
+def _broken_text(
+    path: Path, source: Path, seen: _Bytes, width: int, where: str
+) -> list[FileProblem]:
+    """File-level problems of a CSV's text that a CSV parser reads past: a NUL byte, a double
+    quote never closed, a last line cut short. Lines are counted in the file as sent."""
+    found = []
+    if seen.nul_at is not None:
+        found.append(
+            FileProblem(
+                "file.nul_bytes",
+                f"{where}: a NUL byte at offset {seen.nul_at:,} (line "
+                f"{_line_at(path, seen.nul_at):,}); a text export has none: a damaged copy?",
+            )
+        )
+    ends = seen.tail.endswith((b"\n", b"\r"))
+    if seen.quotes % 2:
+        found.append(
+            FileProblem(
+                "file.unbalanced_quote",
+                f"{where}: the double quote opened on line {_unclosed_quote_line(source):,} is "
+                "never closed, so its field would run on to the end of the file"
+                + ("" if ends else " (the file also ends without a line end: cut in transit?)")
+                + "; every line is read as it stands",
+            )
+        )
+    elif not ends and seen.tail:
+        last = seen.tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
+        fields = len(next(csv.reader([last]), []))
+        if 0 < fields < width:
+            lines = _line_at(path, path.stat().st_size)
+            found.append(
+                FileProblem(
+                    "file.truncated",
+                    f"{where}: the file ends inside line {lines:,} ({fields} of {width} fields, "
+                    "and no line end): cut in transit? It must be sent again",
+                )
+            )
+    return found
+
+
+def _line_at(path: Path, offset: int) -> int:
+    """The line (1 = the header) holding byte `offset` of the file as sent."""
+    newlines = 0
+    with path.open("rb") as f:
+        left = offset
+        while left > 0 and (chunk := f.read(min(_CHUNK, left))):
+            newlines += chunk.count(b"\n")
+            left -= len(chunk)
+    return newlines + 1
+
+
+def _unclosed_quote_line(source: Path) -> int:
+    """The line on which the double quote that is never closed opens."""
+    inside, opened = False, 0
+    with source.open("rb") as f:
+        for n, line in enumerate(f, start=1):
+            if line.count(b'"') % 2:
+                inside = not inside
+                opened = n if inside else opened
+    return opened
+
+
 def _read_csv_tolerant(
-    source: Path, headers: list[str], read: ReadFile, where: str
+    source: Path,
+    headers: list[str],
+    read: ReadFile,
+    where: str,
+    quoting: int = csv.QUOTE_MINIMAL,
 ) -> pl.DataFrame:
     """The slow path for a malformed CSV: keep every row that can be read (so the accounting
     loses nothing) and fail the file naming the first row with more fields than the header.
@@ -341,7 +567,7 @@ def _read_csv_tolerant(
     first_bad: tuple[int, int] | None = None
     width = len(headers)
     with source.open("r", encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, quoting=quoting)
         next(reader, None)
         for n, row in enumerate(reader, start=1):
             if not any(row):
@@ -424,9 +650,36 @@ def _cell_text(v: object) -> str | None:
     return str(v)
 
 
+# What a workbook may hold once unpacked. A million-row sheet of ten columns is ≈ 0.5 GB of XML;
+# a "zip bomb" declares many gigabytes in a few kilobytes and would fill memory or disk.
+MAX_XLSX_UNPACKED = 2 << 30
+
+
 def _read_xlsx(path: Path, where: str) -> tuple[list[str], pl.DataFrame, set[int]]:
+    import zipfile
+
     from openpyxl import load_workbook
 
+    try:
+        with zipfile.ZipFile(path) as z:
+            unpacked = sum(i.file_size for i in z.infolist())
+    except zipfile.BadZipFile:
+        raise _Unreadable(
+            FileProblem(
+                "file.unreadable",
+                f"{where}: is not an Excel workbook (an .xlsx file is a zip archive; this one "
+                "is not); expected the extract saved as .xlsx, .csv or .parquet",
+            )
+        ) from None
+    if unpacked > MAX_XLSX_UNPACKED:
+        raise _Unreadable(
+            FileProblem(
+                "file.unreadable",
+                f"{where}: unpacks to {unpacked / (1 << 30):,.1f} GiB (from "
+                f"{path.stat().st_size / (1 << 20):,.1f} MiB), more than the "
+                f"{MAX_XLSX_UNPACKED >> 30} GiB a workbook may hold; not opened",
+            )
+        )
     wb = load_workbook(path, read_only=True, data_only=True)
     try:
         ws = wb.worksheets[0]  # extracts.md §2: the first sheet

@@ -19,6 +19,8 @@ from pipelines.core.quarters import Quarter
 from pipelines.gate import accounting
 from pipelines.gate.extract import FAILED, ExtractResult, run_extract
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class Gated:
@@ -81,10 +83,11 @@ def gate_extract(
         finally:
             checked.close()
     except Exception as e:  # noqa: BLE001 - one extract must never stop the quarter
-        log.error(
-            f"{dept}/{contract.extract}: internal error {type(e).__name__}: "
-            + idnumbers.scrub(traceback.format_exc(limit=3))
-        )
+        # one line in the run's log (the Dagster event log); the traceback, scrubbed, only in
+        # the Python log at DEBUG, for a developer who turns it on
+        first = (idnumbers.scrub(str(e)).strip().splitlines() or ["no message"])[0]
+        log.error(f"{dept}/{contract.extract}: internal error {type(e).__name__}: {first}")
+        logger.debug("%s", idnumbers.scrub(traceback.format_exc(limit=5)))
         result = ExtractResult(
             quarter=str(quarter),
             department=dept,

@@ -260,39 +260,33 @@ def _with_chinese(path: Path, column: str) -> str:
     return buffer.getvalue()
 
 
-def test_gb18030_where_the_manifest_declares_utf8_fails_and_keeps_every_row(clean, tmp_path):
+@pytest.mark.parametrize(
+    ("written", "declared", "says"),
+    [
+        ("gb18030", "utf-8", ("hrss/employment.csv", "declares utf-8", "GB18030")),
+        ("utf-8", "GBK", ("hrss/employment.csv", "declares GBK", "UTF-8")),
+        ("gb18030", "gb18030", None),
+    ],
+    ids=["gb18030-declared-utf8", "utf8-declared-gbk", "as-declared"],
+)
+def test_a_file_not_in_the_encoding_its_manifest_declares_fails_and_keeps_every_row(
+    clean, tmp_path, written, declared, says
+):
+    """GB18030 where the manifest declares UTF-8 and the reverse fail; a file as declared
+    passes."""
+
     def corrupt(q):
         p = employment(q)
-        p.write_bytes(_with_chinese(p, "employer_id").encode("gb18030"))
-        _relist(p.parent, p.name, encoding="utf-8")
-        return Bad("hrss", "employment", _data_rows(p, "gb18030"))
+        p.write_bytes(_with_chinese(p, "employer_id").encode(written))
+        _relist(p.parent, p.name, encoding=declared)
+        return Bad("hrss", "employment", _data_rows(p, written))
 
     bad, gated = run_case(clean, tmp_path, corrupt)
-    says = ("hrss/employment.csv", "declares utf-8", "GB18030")
-    assert_handled(clean, bad, gated, status="FAILED", says=says, reason="file.encoding_mismatch")
-
-
-def test_utf8_where_the_manifest_declares_gb18030_fails_and_keeps_every_row(clean, tmp_path):
-    def corrupt(q):
-        p = employment(q)
-        p.write_bytes(_with_chinese(p, "employer_id").encode("utf-8"))
-        _relist(p.parent, p.name, encoding="GBK")
-        return Bad("hrss", "employment", _data_rows(p))
-
-    bad, gated = run_case(clean, tmp_path, corrupt)
-    says = ("hrss/employment.csv", "declares GBK", "UTF-8")
-    assert_handled(clean, bad, gated, status="FAILED", says=says, reason="file.encoding_mismatch")
-
-
-def test_a_declared_encoding_that_matches_passes(clean, tmp_path):
-    def corrupt(q):
-        p = employment(q)
-        p.write_bytes(_with_chinese(p, "employer_id").encode("gb18030"))
-        _relist(p.parent, p.name, encoding="gb18030")
-        return Bad("hrss", "employment", _data_rows(p, "gb18030"))
-
-    bad, gated = run_case(clean, tmp_path, corrupt)
-    assert_handled(clean, bad, gated, status="PASSED")
+    if says is None:
+        assert_handled(clean, bad, gated, status="PASSED")
+    else:
+        reason = "file.encoding_mismatch"
+        assert_handled(clean, bad, gated, status="FAILED", says=says, reason=reason)
 
 
 def test_nul_bytes_fail_naming_the_offset_and_line_and_keep_every_row(clean, tmp_path):

@@ -15,6 +15,7 @@ output folder `<out>/` (outputs.md). No other module spells a path; each asks th
     quality_report.html                   the auditors' page                   (publish)
   warehouse.duckdb                        the analyst warehouse                (publish)
   .run.lock                               held by the run writing <out>        (orchestration)
+  whatif/<name>/                          a reform's comparison (counts only)  (policy)
   gx/, data_docs/, .gx.lock               Great Expectations, its Data Docs    (gate)
   data_docs/static/vendor/                their scripts and styles, offline    (gate)
   .dagster/                               the Dagster instance                 (orchestration)
@@ -267,6 +268,20 @@ class Outputs:
     def spark_spill(self) -> Path:
         """Spark's `spark.local.dir` for a local session: shuffle files and spilled blocks."""
         return Path(self.root) / ".spark"
+
+    def whatif(self, name: str) -> Path:
+        """A policy reform's comparison on a published quarter (`policy/whatif.py`)."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise ValueError(f"what-if name {name!r}: letters, digits, '_', '.' and '-' only")
+        return Path(self.root) / "whatif" / name
+
+    def whatif_changes(self, name: str) -> Path:
+        """One row per rule × county × category, the counts of each side (`CHANGE_SCHEMA`)."""
+        return self.whatif(name) / "changes.parquet"
+
+    def whatif_record(self, name: str) -> Path:
+        """The reform, its dates, its totals and the time taken."""
+        return self.whatif(name) / "run.json"
 
     def spill(self, engine: str) -> Path:
         """Where the policy engine of that name may spill."""

@@ -185,6 +185,37 @@ def _one_line(e: BaseException, out: Path) -> str:
     return f"{type(e).__name__}: {lines[0] if lines else 'no message'}"
 
 
+def whatif(
+    out: Path,
+    quarter: str,
+    reform: Path,
+    *,
+    name: str | None = None,
+    as_of: dt.date | None = None,
+    echo=print,
+) -> int:
+    """`safetynet whatif`: the reform and the baseline on a published quarter, written to
+    `<out>/whatif/<name>/` and summarised; 2 for a reform, a quarter or a key that will not do."""
+    from pipelines.core import pseudonym
+    from pipelines.core.layout import Outputs
+    from pipelines.orchestration.resources import key_from_environment
+    from pipelines.policy import whatif as what
+
+    try:
+        key = key_from_environment()
+        q = Quarter.parse(quarter)
+        plan = what.load_reform(reform)
+        Outputs(out).whatif(name or plan.name)  # a name that can be a folder
+        result = what.run(out.resolve(), q, plan, key, as_of=as_of, name=name)
+    except (pseudonym.KeyMissing, what.ReformError, what.NotPublished, ValueError) as e:
+        echo(f"safetynet: {e}")
+        return 2
+    folder = what.write(out.resolve(), result)
+    echo(what.summary_text(result))
+    echo(f"written: {folder}")
+    return 0
+
+
 def _hold_run_lock(outputs) -> IO[str] | str:
     """`<out>/.run.lock`, held (an exclusive `flock`) for as long as the returned file is open:
     the kernel releases it when the process ends, killed or not, so a dead run never blocks
@@ -242,7 +273,19 @@ def main(argv: list[str] | None = None) -> int:
     p_gen.add_argument("--scale", default="county", choices=["test", "county", "city", "province"])
     p_gen.add_argument("--quarters", required=True, help="e.g. 2026Q3 or 2025Q4..2026Q3")
     p_gen.add_argument("--seed", type=int, default=1)
+    p_what = sub.add_parser(
+        "whatif", help="a policy reform evaluated on a published quarter (docs/policy.md)"
+    )
+    p_what.add_argument("--out", type=Path, required=True, help="the output folder of the runs")
+    p_what.add_argument("--quarter", required=True, help="a published quarter, e.g. 2026Q3")
+    p_what.add_argument("--reform", type=Path, required=True, help="the reform's YAML file")
+    p_what.add_argument("--name", help="the comparison's name (default: the reform's)")
+    p_what.add_argument(
+        "--as-of", type=dt.date.fromisoformat, help="the reform's values in effect on this date"
+    )
     args = parser.parse_args(argv)
+    if args.command == "whatif":
+        return whatif(args.out, args.quarter, args.reform, name=args.name, as_of=args.as_of)
     if args.command == "generate":
         from pipelines.generate import generate
 

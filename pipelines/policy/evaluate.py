@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from pipelines.core import pseudonym
 from pipelines.core.departments import CORE_EXTRACTS
 from pipelines.core.faults import crash_point
 from pipelines.core.layout import Outputs, aside
+from pipelines.core.parameters import Parameter
 from pipelines.policy import facts
 from pipelines.policy.catalogue import CATEGORIES, RAISED, Rule, catalogue
 from pipelines.policy.engine import DEFAULT_MEMORY, DuckDBEngine, Engine
@@ -138,7 +140,24 @@ def _evaluate(engine: Engine, sources: facts.Sources, key: bytes) -> Evaluation:
     started = time.perf_counter()
     facts.load(engine, sources)
     seconds["load"] = round(time.perf_counter() - started, 3)
-    bound = facts.bind_parameters(engine, sources.quarter)
+    return evaluate_loaded(engine, sources, key, seconds=seconds)
+
+
+def evaluate_loaded(
+    engine: Engine,
+    sources: facts.Sources,
+    key: bytes,
+    every: Mapping[str, Parameter] | None = None,
+    *,
+    seconds: dict[str, float] | None = None,
+) -> Evaluation:
+    """The facts and every rule over staging tables `facts.load` put in `engine` already, with
+    the parameters `every` (the files' unless given: a reform's, `whatif.py`). The core extracts
+    passed (`evaluate` checks)."""
+    quarter = str(sources.quarter)
+    seconds = {} if seconds is None else seconds
+    runs: list[dict[str, Any]] = []
+    bound = facts.bind_parameters(engine, sources.quarter, every)
     seconds.update(facts.build(engine, bound))
     engine.create_table(RAISED, RAISED_COLUMNS)
     for rule in catalogue():

@@ -13,6 +13,7 @@ never formatted into the SQL.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -150,18 +151,22 @@ class Bound:
     missing: dict[str, str]
 
 
-def bind_parameters(engine: Engine, quarter: Quarter) -> Bound:
+def bind_parameters(
+    engine: Engine, quarter: Quarter, every: Mapping[str, parameters.Parameter] | None = None
+) -> Bound:
     """Scalars become `$name` (ranges `$name_min`, `$name_max`); per-programme values the table
     `programme_parameters` (a column per parameter); per-area values the table
     `county_standards` (a column per parameter, the county's own value overriding its
-    prefecture's)."""
+    prefecture's). `every`: the parameters (`rules/parameters/`'s, unless a reform's:
+    `policy/whatif.py`)."""
     day = quarter.end
+    every = parameters.parameters() if every is None else every
     sql: dict[str, Any] = {"quarter": str(quarter), "quarter_end": day}
     used: dict[str, Any] = {}
     missing: dict[str, str] = {}
     by_program: dict[str, dict[str, Any]] = {}
     by_county: dict[str, dict[str, Decimal]] = {}
-    for name, p in parameters.parameters().items():
+    for name, p in every.items():
         if name in NOT_BOUND:
             continue
         try:
@@ -189,7 +194,6 @@ def bind_parameters(engine: Engine, quarter: Quarter) -> Bound:
         else:
             sql[name] = value
             used[name] = _json(value)
-    every = parameters.parameters()
     for table, key, held, rows in (
         (PROGRAMME_TABLE, ("program", "code"), parameter_tables()[PROGRAMME_TABLE], by_program),
         (AREA_TABLE, ("county_code", "county"), parameter_tables()[AREA_TABLE], by_county),

@@ -1,0 +1,187 @@
+"""Policy reforms on a published quarter (`pipelines/policy/whatif.py`, `safetynet whatif`).
+
+A generated `test` quarter (2026Q3) is published once; each test evaluates a reform on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines.core import parameters
+from pipelines.core.pseudonym import DEMO_KEY
+from pipelines.core.quarters import Quarter
+from pipelines.generate import generate
+from pipelines.orchestration import cli
+from pipelines.policy import whatif
+
+Q3 = Quarter(2026, 3)
+AFTER = dt.date(2026, 10, 1)  # the day after the quarter ends
+EXAMPLE = Path(__file__).resolve().parent.parent / "rules" / "reforms" / "dibao_plus_5pct.yaml"
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("whatif")
+    generate(root / "landing", "test", [Q3], seed=2)
+    with pytest.MonkeyPatch.context() as env:  # the module's fixture runs before conftest's key
+        env.setenv("SAFETYNET_PSEUDONYM_KEY", DEMO_KEY)
+        assert cli.run(root / "landing", root / "out", [Q3], echo=lambda *_: None) == 0
+    return root / "out"
+
+
+def reform_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "reform.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def dibao(change: str, start: str = "2026-07-01") -> str:
+    return f"""name: dibao_test
+description: a test
+reference: tests
+parameters:
+  - name: dibao_standard
+    unit: yuan per person per month
+    values:
+      - from: {start}
+        value: "{change}"
+"""
+
+
+def run(published: Path, path: Path, **kwargs) -> whatif.WhatIf:
+    return whatif.run(published, Q3, whatif.load_reform(path), DEMO_KEY.encode(), **kwargs)
+
+
+def test_the_baseline_reproduces_the_quarters_published_warnings_exactly(published, tmp_path):
+    result = run(published, reform_file(tmp_path, dibao("+5%")))
+    shown = pl.read_parquet(published / str(Q3) / "policy" / "warnings.parquet")
+    assert shown.height > 20
+    assert result.baseline.warnings.sort("warning_key").equals(shown.sort("warning_key"))
+
+
+@pytest.mark.parametrize("change", ["+0%", "-0%"])
+def test_a_reform_that_changes_nothing_reports_zero_changes(published, tmp_path, change):
+    result = run(published, reform_file(tmp_path, dibao(change)))
+    c = result.changes
+    assert c["baseline_warnings"].sum() == c["reform_warnings"].sum() > 0
+    assert c["newly_flagged"].sum() == c["no_longer_flagged"].sum() == 0
+    assert c["monthly_cost_change_yuan"].drop_nulls().sum() == 0
+
+
+def test_raising_the_standard_5pct_flags_households_between_the_old_and_the_new_line(
+    published, tmp_path
+):
+    """Every household NE_DIBAO newly flags has an income at or above the old dibao line
+    (standard × members) and below the new one; every household it flagged before it still
+    flags; the cost change is the gaps' growth, from the evidence."""
+    result = run(published, reform_file(tmp_path, dibao("+5%")))
+    old = parameters.parameters()["dibao_standard"]
+    before = result.baseline.warnings.filter(pl.col("rule_id") == "NE_DIBAO")
+    after = result.reformed.warnings.filter(pl.col("rule_id") == "NE_DIBAO")
+    new = after.filter(~pl.col("warning_key").is_in(before["warning_key"].implode()))
+    assert new.height > 0, "the generated quarter has households just above the line"
+    for county, evidence in new.select("county_code", "evidence").iter_rows():
+        e = json.loads(evidence)
+        income, size = Decimal(str(e["household_income"])), int(e["size"])
+        standard = old.for_area(county, Q3.end)
+        assert Decimal(str(e["dibao_standard"])) == (standard * Decimal("1.05")).quantize(
+            Decimal("0.01")
+        )
+        assert standard * size <= income < Decimal(str(e["dibao_standard"])) * size
+    assert set(before["warning_key"]) <= set(after["warning_key"])  # nobody drops out of it
+    gap = sum(
+        Decimal(str(json.loads(x)["dibao_standard"])) * int(json.loads(x)["size"])
+        - Decimal(str(json.loads(x)["household_income"]))
+        for x in after["evidence"]
+    ) - sum(
+        Decimal(str(json.loads(x)["dibao_standard"])) * int(json.loads(x)["size"])
+        - Decimal(str(json.loads(x)["household_income"]))
+        for x in before["evidence"]
+    )
+    assert result.changes["monthly_cost_change_yuan"].drop_nulls().sum() == gap > 0
+
+
+def test_a_reform_dated_after_the_quarter_changes_nothing_unless_as_of_says_so(published):
+    without = run(published, EXAMPLE)
+    assert without.as_of == Q3.end
+    assert without.changes["newly_flagged"].sum() == 0
+    assert without.changes["no_longer_flagged"].sum() == 0
+    with_as_of = run(published, EXAMPLE, as_of=AFTER)
+    assert with_as_of.changes["newly_flagged"].sum() > 0
+    the_day_before = run(published, EXAMPLE, as_of=AFTER - dt.timedelta(days=1))
+    assert the_day_before.changes["newly_flagged"].sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (dibao("+5%").replace("dibao_standard", "dibao_standrd"), ":5: parameter 'dibao_standrd'"),
+        (dibao("+5%").replace("yuan per person per month", "yuan"), ":5: unit 'yuan'"),
+        (dibao("+5%").replace("- from: 2026-07-01\n        value", "- value"), ":8: dibao"),
+        (dibao("5 percent"), ":8: dibao_standard: '5 percent' is neither"),
+        (dibao("+5%").replace("dibao_standard", "max_quarantine_share"), "gate or the lifecycle"),
+    ],
+    ids=["unknown parameter", "wrong unit", "value without a date", "bad change", "not a rule's"],
+)
+def test_a_reform_that_cannot_apply_is_refused_naming_file_and_line(tmp_path, text, says):
+    path = reform_file(tmp_path, text)
+    with pytest.raises(whatif.ReformError) as refused:
+        whatif.load_reform(path)
+    assert str(refused.value).startswith("reform.yaml:") and says in str(refused.value)
+
+
+def test_an_absolute_value_replaces_the_parameter(published, tmp_path):
+    """tekun_elderly_age from 60 to 58: a person of 58 or 59 may be newly tekun-eligible, and
+    nobody the baseline flagged drops out."""
+    text = """name: tekun_58
+description: a test
+reference: tests
+parameters:
+  - name: tekun_elderly_age
+    unit: years
+    values:
+      - from: 2026-01-01
+        value: 58
+"""
+    result = run(published, reform_file(tmp_path, text))
+    assert parameters.value("tekun_elderly_age", Q3.end) == 60
+    c = result.changes.filter(pl.col("rule_id") == "NE_TEKUN")
+    assert c["no_longer_flagged"].sum() == 0
+    assert c["reform_warnings"].sum() >= c["baseline_warnings"].sum()
+
+
+def test_safetynet_whatif_writes_its_folder_and_says_what_changed(published, capsys):
+    code = cli.main(
+        [
+            "whatif",
+            "--out",
+            str(published),
+            "--quarter",
+            "2026Q3",
+            "--reform",
+            str(EXAMPLE),
+            "--as-of",
+            "2026-10-01",
+        ]
+    )
+    said = capsys.readouterr().out
+    assert code == 0
+    assert "what if: dibao_plus_5pct on 2026Q3" in said and "newly flagged" in said
+    folder = published / "whatif" / "dibao_plus_5pct"
+    changes = pl.read_parquet(folder / "changes.parquet")
+    assert set(changes.columns) == set(whatif.CHANGE_SCHEMA)
+    record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    assert record["as_of"] == "2026-10-01" and record["newly_flagged"] > 0
+    assert "id_number" not in changes.columns and "warning_key" not in changes.columns
+    assert (
+        cli.main(
+            ["whatif", "--out", str(published), "--quarter", "2025Q1", "--reform", str(EXAMPLE)]
+        )
+        == 2
+    )

@@ -6,7 +6,8 @@ quarterly Dagster job in-process, as `safetynet run` runs it: every extract thro
 Great Expectations, the quarter's accounting, facts and rules) and `policy` (facts and rules
 alone for the last quarter, on what `quarter` left: the comparison's own time and peak RSS) and
 `policy_spark` (the same on Spark, `local[*]`; its peak RSS adds the JVM's own, read from /proc,
-to the Python process's).
+to the Python process's), and `whatif` (the shipped reform on the last quarter, as `safetynet
+whatif` runs it: baseline and reform from one load of the staging tables, then written).
 `rows` of `policy` are the staging rows it loads (the quarter's and W's). Writes
 `.bench/report-stages-<scale>.{md,json}` (`<scale>-<stages>` for a subset).
 """
@@ -23,7 +24,7 @@ from bench import BENCH_DIR
 from bench.gate import code_version, machine_info
 from bench.measure import GIB, default_cap, run_step
 
-STAGES = ("generate", "quarter", "policy", "policy_spark")
+STAGES = ("generate", "quarter", "policy", "policy_spark", "whatif")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -226,6 +226,51 @@ def policy_spark(args: dict, tracer: Tracer) -> dict:
     return policy({**args, "engine": "spark"}, tracer)
 
 
+def whatif(args: dict, tracer: Tracer) -> dict:
+    """Stage `whatif`: the shipped reform (`rules/reforms/dibao_plus_5pct.yaml`, its values as
+    in effect the day after the quarter) on the last quarter `quarter` left, as `safetynet
+    whatif` runs it: the staging tables loaded once, the baseline and the reform evaluated,
+    compared, written (folder, page, warehouse tables)."""
+    import datetime as dt
+    import os
+
+    import pyarrow.parquet as pq
+
+    from pipelines.core import pseudonym
+    from pipelines.core.quarters import parse_quarter_list
+    from pipelines.orchestration.resources import KEY_ENV
+    from pipelines.policy import facts
+    from pipelines.policy import whatif as what
+    from pipelines.publish import warehouse
+    from pipelines.publish.whatif_page import write_whatif_page
+
+    q = parse_quarter_list(args["quarters"])[-1]
+    out = Path(args["out"])
+    rows_in = sum(
+        pq.read_metadata(p).num_rows for p in facts.Sources.from_out(out, q).staging.values()
+    )
+    key = os.environ.get(KEY_ENV, pseudonym.DEMO_KEY).encode()
+    reform = what.load_reform(
+        Path(__file__).resolve().parent.parent / "rules" / "reforms" / "dibao_plus_5pct.yaml"
+    )
+    t0 = time.perf_counter()
+    result = tracer.span(
+        "baseline + reform", what.run, out, q, reform, key, as_of=q.end + dt.timedelta(days=1)
+    )
+    tracer.span("write", what.write, out, result)
+    tracer.span("page", write_whatif_page, out, result.name)
+    tracer.span("warehouse", warehouse.load_whatif, out, result.name)
+    seconds = time.perf_counter() - t0
+    c = result.changes
+    return {
+        "seconds": seconds,
+        "rows": rows_in,
+        "parts": result.seconds,
+        "newly_flagged": int(c["newly_flagged"].sum()),
+        "no_longer_flagged": int(c["no_longer_flagged"].sum()),
+    }
+
+
 STEPS = {
     "floor": floor,
     "gate": gate,
@@ -233,6 +278,7 @@ STEPS = {
     "quarter": quarter,
     "policy": policy,
     "policy_spark": policy_spark,
+    "whatif": whatif,
 }
 
 

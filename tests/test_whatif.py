@@ -185,3 +185,74 @@ def test_safetynet_whatif_writes_its_folder_and_says_what_changed(published, cap
         )
         == 2
     )
+
+
+def test_the_warehouse_holds_the_comparison_with_comments_and_no_person(published, capsys):
+    import duckdb
+
+    assert (
+        cli.main(
+            ["whatif", "--out", str(published), "--quarter", "2026Q3", "--reform", str(EXAMPLE)]
+            + ["--as-of", "2026-10-01", "--name", "in_warehouse"]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    with duckdb.connect(str(published / "warehouse.duckdb"), read_only=True) as con:
+        runs = con.sql("select * from whatif_runs where whatif = 'in_warehouse'").pl()
+        changes = con.sql("select * from whatif_changes where whatif = 'in_warehouse'").pl()
+        comments = con.sql(
+            "select table_name, column_name, comment from duckdb_columns() "
+            "where table_name like 'whatif%'"
+        ).fetchall()
+        tables = con.sql(
+            "select table_name, comment from duckdb_tables() where table_name like 'whatif%'"
+        ).fetchall()
+    assert runs.height == 1 and runs["newly_flagged"][0] == changes["newly_flagged"].sum() > 0
+    assert {t for t, _ in tables} == {"whatif_runs", "whatif_changes"}
+    for *where, comment in [*comments, *tables]:
+        assert comment, where
+        assert " / " in comment and any("\u4e00" <= ch <= "\u9fff" for ch in comment)
+    for column in ("id_number", "name", "warning_key", "person_key"):
+        assert column not in runs.columns and column not in changes.columns
+
+
+def test_the_page_is_self_contained_and_shows_the_totals(published, capsys):
+    assert (
+        cli.main(
+            ["whatif", "--out", str(published), "--quarter", "2026Q3", "--reform", str(EXAMPLE)]
+            + ["--as-of", "2026-10-01", "--name", "on_a_page"]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    page = (published / "whatif" / "on_a_page" / "whatif.html").read_text(encoding="utf-8")
+    record = json.loads(
+        (published / "whatif" / "on_a_page" / "run.json").read_text(encoding="utf-8")
+    )
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert f">{record['newly_flagged']:,}<" in page and f">{record['reform_warnings']:,}<" in page
+    assert "<svg" in page and "NE_DIBAO" in page
+
+
+def test_an_analyst_launches_the_comparison_as_a_dagster_asset_with_its_config(published):
+    from dagster import materialize
+
+    from pipelines.orchestration.assets import whatif_comparison
+    from pipelines.orchestration.resources import PseudonymKey, SafetynetPaths
+
+    config = {"quarter": "2026Q3", "reform_file": str(EXAMPLE), "as_of": "2026-10-01"}
+    config["name"] = "from_dagster"
+    result = materialize(
+        [whatif_comparison],
+        resources={
+            "paths": SafetynetPaths(landing=str(published), out=str(published)),
+            "pseudonym": PseudonymKey(key=DEMO_KEY),
+        },
+        run_config={"ops": {"whatif__comparison": {"config": config}}},
+    )
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    md = event.materialization.metadata
+    assert md["whatif"].value == "from_dagster" and md["newly_flagged"].value > 0
+    assert (published / "whatif" / "from_dagster" / "changes.parquet").is_file()

@@ -283,6 +283,14 @@ class Outputs:
         """The reform, its dates, its totals and the time taken."""
         return self.whatif(name) / "run.json"
 
+    def whatif_runs_table(self, name: str) -> Path:
+        """The same as one row of the warehouse's `whatif_runs`."""
+        return self.whatif(name) / "run.parquet"
+
+    def whatif_page(self, name: str) -> Path:
+        """The comparison for analysts and the finance department, self-contained."""
+        return self.whatif(name) / "whatif.html"
+
     def spill(self, engine: str) -> Path:
         """Where the policy engine of that name may spill."""
         return self.spark_spill if engine == "spark" else self.duckdb_spill

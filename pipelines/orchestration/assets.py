@@ -8,6 +8,7 @@ and turns its result into Dagster metadata and asset checks.
 | `gate/extract_quality` | `gate.stage.account` | — |
 | `policy/warnings` | `policy.stage.evaluate_quarter` | `every_rule_evaluated` |
 | `outputs/published` | `publish.stage.publish_quarter` | — |
+| `whatif/comparison` (unpartitioned; launched with its config) | `policy.whatif.run` | — |
 
 A failed extract is a failed *check*, never a failed step: the other extracts and the quarter go
 on (policy.md §4 decides which rules then cannot be evaluated).
@@ -25,6 +26,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    Config,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -405,6 +407,74 @@ def publish_asset():
     return published
 
 
+WHATIF = AssetKey(["whatif", "comparison"])
+
+
+class WhatIfConfig(Config):
+    """What an analyst fills in the launchpad: the comparison's name (default: the reform's),
+    the published quarter, the reform file, and the date its values are taken on (default: the
+    quarter's end)."""
+
+    quarter: str
+    reform_file: str
+    name: str = ""
+    as_of: str = ""
+
+
+@asset(
+    key=WHATIF,
+    group_name="whatif",
+    description="A policy reform (a parameter file holding only what changes) evaluated on a "
+    "published quarter against its baseline: changes per rule × county × category, the page "
+    "and the warehouse's whatif_runs / whatif_changes (docs/policy.md, What if).",
+    kinds={"duckdb"},
+)
+def whatif_comparison(
+    context: AssetExecutionContext,
+    config: WhatIfConfig,
+    paths: SafetynetPaths,
+    pseudonym: PseudonymKey,
+) -> MaterializeResult:
+    import datetime as dt
+
+    from pipelines.policy import whatif
+    from pipelines.publish import warehouse
+    from pipelines.publish.whatif_page import write_whatif_page
+
+    out = Path(paths.out)
+    try:
+        reform = whatif.load_reform(Path(config.reform_file))
+        as_of = dt.date.fromisoformat(config.as_of) if config.as_of else None
+        result = whatif.run(
+            out,
+            Quarter.parse(config.quarter),
+            reform,
+            pseudonym.value(),
+            as_of=as_of,
+            name=config.name or None,
+        )
+    except (whatif.ReformError, whatif.NotPublished, KeyMissing, ValueError) as e:
+        raise Failure(str(e)) from None
+    folder = whatif.write(out, result)
+    page = write_whatif_page(out, result.name)
+    warehouse.load_whatif(out, result.name)
+    context.log.info(whatif.summary_text(result))
+    c = result.changes
+    return MaterializeResult(
+        metadata={
+            "whatif": result.name,
+            "quarter": str(result.quarter),
+            "as_of": result.as_of.isoformat(),
+            "baseline_warnings": int(c["baseline_warnings"].sum()),
+            "reform_warnings": int(c["reform_warnings"].sum()),
+            "newly_flagged": int(c["newly_flagged"].sum()),
+            "no_longer_flagged": int(c["no_longer_flagged"].sum()),
+            "folder": MetadataValue.path(str(folder)),
+            "page": MetadataValue.path(str(page)),
+        }
+    )
+
+
 def all_assets() -> list:
     keys = [extract_key(c) for c in extract_contracts()]
     return [
@@ -413,4 +483,5 @@ def all_assets() -> list:
         quality_asset(keys),
         policy_asset(keys),
         publish_asset(),
+        whatif_comparison,
     ]

@@ -210,9 +210,14 @@ def whatif(
     except (pseudonym.KeyMissing, what.ReformError, what.NotPublished, ValueError) as e:
         echo(f"safetynet: {e}")
         return 2
+    from pipelines.publish import warehouse
+    from pipelines.publish.whatif_page import write_whatif_page
+
     folder = what.write(out.resolve(), result)
+    page = write_whatif_page(out.resolve(), result.name)
+    warehouse.load_whatif(out.resolve(), result.name)
     echo(what.summary_text(result))
-    echo(f"written: {folder}")
+    echo(f"written: {folder} (page: {page.name}; warehouse: whatif_runs, whatif_changes)")
     return 0
 
 

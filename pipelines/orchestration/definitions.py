@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from dagster import (
+    AssetSelection,
     Definitions,
     define_asset_job,
     definitions,
@@ -21,7 +22,7 @@ from pipelines.core.contracts import all_contracts
 from pipelines.core.layout import restrict_new_files
 from pipelines.core.quarters import Quarter
 from pipelines.gate.checks import CheckContext, compile_checks
-from pipelines.orchestration.assets import QUARTERS, all_assets
+from pipelines.orchestration.assets import QUARTERS, WHATIF, all_assets
 from pipelines.orchestration.resources import (
     GreatExpectations,
     PolicyEngine,
@@ -66,6 +67,7 @@ def build_definitions(
         )
     job = define_asset_job(
         JOB_NAME,
+        selection=AssetSelection.all() - AssetSelection.assets(WHATIF),
         executor_def=job_executor(settings.max_concurrent),
         description="The quarterly comparison: every extract through its contract, the "
         "quarter's accounting, then the policy's rules.",

@@ -72,6 +72,23 @@ CHANGE_SCHEMA = {
 }
 
 
+RUN_SCHEMA = {  # one row per comparison (the warehouse's `whatif_runs`)
+    "whatif": pl.String,
+    "quarter": pl.String,
+    "as_of": pl.Date,
+    "reform_file": pl.String,
+    "reform_sha256": pl.String,
+    "reform_description": pl.String,
+    "changed": pl.String,
+    "baseline_warnings": pl.Int64,
+    "reform_warnings": pl.Int64,
+    "newly_flagged": pl.Int64,
+    "no_longer_flagged": pl.Int64,
+    "monthly_cost_change_yuan": pl.Decimal(18, 2),
+    "cost_computed_as": pl.String,
+}
+
+
 class ReformError(ValueError):
     """A reform file that cannot be applied, named by file and line."""
 
@@ -355,8 +372,9 @@ def compare(name: str, quarter: str, baseline: pl.DataFrame, reform: pl.DataFram
 
 
 def write(out: Path, result: WhatIf) -> Path:
-    """`<out>/whatif/<name>/changes.parquet` (counts only: no person, no key) and `run.json`
-    (the reform, its file's SHA-256, the dates, the totals and the time taken)."""
+    """`<out>/whatif/<name>/changes.parquet` (counts only: no person, no key), `run.json` (the
+    reform, its file's SHA-256, the dates, the totals and the time taken) and `run.parquet`
+    (the same as one row of the warehouse's `whatif_runs`)."""
     import hashlib
 
     outputs = Outputs(out)
@@ -389,6 +407,11 @@ def write(out: Path, result: WhatIf) -> Path:
     outputs.whatif_record(result.name).write_text(
         json.dumps(record, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
+    row = {k: v for k, v in record.items() if k in RUN_SCHEMA}
+    row["as_of"] = result.as_of
+    row["changed"] = json.dumps(record["changed"], ensure_ascii=False, sort_keys=True)
+    row["monthly_cost_change_yuan"] = Decimal(record["monthly_cost_change_yuan"])
+    pl.DataFrame([row], schema=RUN_SCHEMA).write_parquet(outputs.whatif_runs_table(result.name))
     return folder
 
 

@@ -200,6 +200,11 @@ def _sql_text(s: str) -> str:
 
 def load_quarter(out: Path, quarter: str) -> dict[str, int]:
     """Replace one quarter's rows in every table; returns rows per table."""
+    return _swap_in(out, lambda work: _load(work, Path(out), quarter))
+
+
+def _swap_in(out: Path, load: Callable[[Path], dict[str, int]]) -> dict[str, int]:
+    """`load` into a copy of the warehouse, then the copy in place of it in one rename."""
     path = Outputs(out).warehouse
     work = Outputs(out).warehouse_copy()
     for left in [work, *Outputs(out).warehouse_copies_of_the_dead()]:
@@ -207,12 +212,94 @@ def load_quarter(out: Path, quarter: str) -> dict[str, int]:
     if path.is_file():
         shutil.copyfile(path, work)
     try:
-        loaded = _load(work, Path(out), quarter)
+        loaded = load(work)
         crash_point("warehouse_swap")
         os.replace(work, path)
     finally:
         work.unlink(missing_ok=True)
     return loaded
+
+
+# what-if comparisons (`policy/whatif.py`): table -> (comment, its Parquet file, {column: comment})
+WHATIF_TABLES: dict[str, tuple[str, Callable[[Outputs, str], Path], dict[str, str]]] = {
+    "whatif_runs": (
+        "政策模拟（每次模拟一行） / What-if runs: one row per comparison of a reform with a "
+        "published quarter",
+        lambda o, name: o.whatif_runs_table(name),
+        {
+            "whatif": "模拟名称 / Name of the comparison",
+            "quarter": "所用季度 / The published quarter it was evaluated on",
+            "as_of": "改革参数取值日期 / The date the reform's values are taken as in effect",
+            "reform_file": "改革参数文件 / The reform's parameter file",
+            "reform_sha256": "改革参数文件的 SHA-256 / SHA-256 of the reform file",
+            "reform_description": "改革说明 / The reform's description",
+            "changed": "改革的参数（JSON：参数、生效日期、取值） / Parameters changed (JSON)",
+            "baseline_warnings": "现行参数下的预警数 / Warnings under the baseline",
+            "reform_warnings": "改革参数下的预警数 / Warnings under the reform",
+            "newly_flagged": "仅改革下出现的预警数 / Warnings only the reform raises",
+            "no_longer_flagged": "改革下不再出现的预警数 / Warnings only the baseline raises",
+            "monthly_cost_change_yuan": "估计每月费用变化（元） / Estimated monthly cost change, "
+            "yuan",
+            "cost_computed_as": "费用估算方法 / How the cost was estimated",
+        },
+    ),
+    "whatif_changes": (
+        "政策模拟结果（每次模拟每条规则每县每类别一行） / What-if changes: one row per "
+        "comparison, rule, county and category",
+        lambda o, name: o.whatif_changes(name),
+        {
+            "whatif": "模拟名称 / Name of the comparison",
+            "quarter": "所用季度 / The published quarter",
+            "rule_id": "规则编号 / Rule id",
+            "county_code": "县（区）代码 / County",
+            "category": "预警类别 / Category",
+            "baseline_warnings": "现行参数下的预警数 / Warnings under the baseline",
+            "reform_warnings": "改革参数下的预警数 / Warnings under the reform",
+            "newly_flagged": "新增预警数 / Newly flagged",
+            "no_longer_flagged": "不再预警数 / No longer flagged",
+            "monthly_cost_change_yuan": "估计每月费用变化（元，仅 NE_DIBAO） / Estimated monthly "
+            "cost change, yuan (NE_DIBAO only)",
+        },
+    ),
+}
+
+
+def load_whatif(out: Path, name: str) -> dict[str, int]:
+    """Replace one comparison's rows in `whatif_runs` and `whatif_changes` (counts only: no
+    person, no key); returns rows per table."""
+
+    def load(work: Path) -> dict[str, int]:
+        con = duckdb.connect(str(work))
+        loaded = {}
+        try:
+            con.execute("begin transaction")
+            for table, (comment, source, columns) in WHATIF_TABLES.items():
+                parquet = str(source(Outputs(out), name))
+                cols = ", ".join(columns)
+                con.execute(
+                    f"create table if not exists {table} as "
+                    f"select {cols} from read_parquet($p) limit 0",
+                    {"p": parquet},
+                )
+                con.execute(f"delete from {table} where whatif = $n", {"n": name})
+                con.execute(
+                    f"insert into {table} select {cols} from read_parquet($p)", {"p": parquet}
+                )
+                con.execute(f"comment on table {table} is {_sql_text(comment)}")
+                for column, text in columns.items():
+                    con.execute(f"comment on column {table}.{column} is {_sql_text(text)}")
+                loaded[table] = con.execute(
+                    f"select count(*) from {table} where whatif = $n", {"n": name}
+                ).fetchall()[0][0]
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        finally:
+            con.close()
+        return loaded
+
+    return _swap_in(out, load)
 
 
 def _load(work: Path, out: Path, quarter: str) -> dict[str, int]:

@@ -1,0 +1,181 @@
+"""The what-if page `<out>/whatif/<name>/whatif.html`: a reform against a published quarter, for
+analysts and the finance department, in the style of the quality report (`report.py`) and as
+self-contained (inline CSS and SVG, no script, no address outside the page).
+
+From `changes.parquet` and `run.parquet` only: counts, no person and no key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.core.layout import Outputs, aside
+from pipelines.publish.report import (
+    CSS,
+    _county_names,
+    _e,
+    _n,
+    _rule_names,
+    _t,
+    _table,
+    _td,
+    bar_chart_svg,
+)
+
+
+def _yuan(value) -> str:
+    return "—" if value is None else f"{value:,.2f}"
+
+
+def render_whatif_page(out: Path, name: str) -> str:
+    outputs = Outputs(out)
+    run = pl.read_parquet(outputs.whatif_runs_table(name)).row(0, named=True)
+    changes = pl.read_parquet(outputs.whatif_changes(name))
+    counties, rules = _county_names(), _rule_names()
+    cards = [
+        ("现行参数下预警 Warnings, baseline", _n(run["baseline_warnings"])),
+        ("改革参数下预警 Warnings, reform", _n(run["reform_warnings"])),
+        ("新增 Newly flagged", _n(run["newly_flagged"])),
+        ("不再预警 No longer flagged", _n(run["no_longer_flagged"])),
+        ("估计每月费用变化 Monthly cost change (yuan)", _yuan(run["monthly_cost_change_yuan"])),
+    ]
+    summary = (
+        '<section id="summary"><h2>摘要 Summary</h2><div class="cards">'
+        + "".join(
+            f'<div class="card"><div>{label}</div><div class="big">{value}</div></div>'
+            for label, value in cards
+        )
+        + "</div>"
+        f'<p class="note">费用估算 How the cost is estimated: {_e(run["cost_computed_as"])}.</p>'
+        "</section>"
+    )
+    changed = json.loads(run["changed"])
+    reform = (
+        '<section id="reform"><h2>改革参数 The reform</h2>'
+        f"<p>{_t(run['reform_description'])}</p>"
+        + _table(
+            [("参数 Parameter", False), ("生效 From", False), ("取值 Value", False)],
+            (
+                f"<tr>{_td(f'<code>{_e(p)}</code>')}{_td(_e(start))}{_td(_e(value))}</tr>"
+                for p, entries in sorted(changed.items())
+                for start, value in entries
+            ),
+        )
+        + f"<p>取值日期 Values in effect on <b>{_e(run['as_of'])}</b>; 季度 evaluated on the "
+        f"published quarter <b>{_e(run['quarter'])}</b>. 文件 File "
+        f"<code>{_e(Path(run['reform_file']).name)}</code>, SHA-256 "
+        f'<span class="hash">{_e(run["reform_sha256"])}</span>.</p></section>'
+    )
+    by_county = (
+        changes.group_by("county_code")
+        .agg(pl.col("newly_flagged").sum(), pl.col("no_longer_flagged").sum())
+        .sort("county_code")
+    )
+
+    def label(code: str) -> str:
+        return f"{counties.get(code, '')} {code}".strip()
+
+    charts = (
+        '<section id="counties"><h2>各县变化 Change by county</h2>'
+        + bar_chart_svg(
+            [(label(c), int(n)) for c, n, _ in by_county.iter_rows()],
+            "新增预警 newly flagged by county",
+        )
+        + "<h3>不再预警 No longer flagged</h3>"
+        + bar_chart_svg(
+            [(label(c), int(g)) for c, _, g in by_county.iter_rows()],
+            "不再预警 no longer flagged by county",
+        )
+        + "</section>"
+    )
+    by_rule = (
+        changes.group_by("rule_id")
+        .agg(
+            pl.col("baseline_warnings").sum(),
+            pl.col("reform_warnings").sum(),
+            pl.col("newly_flagged").sum(),
+            pl.col("no_longer_flagged").sum(),
+            pl.col("monthly_cost_change_yuan").sum(),
+        )
+        .with_columns((pl.col("newly_flagged") + pl.col("no_longer_flagged")).alias("moved"))
+        .sort(["moved", "rule_id"], descending=[True, False])
+    )
+    top = (
+        '<section id="rules"><h2>规则 Rules, most changed first</h2>'
+        + _table(
+            [
+                ("规则 Rule", False),
+                ("现行 Baseline", True),
+                ("改革 Reform", True),
+                ("新增 Newly", True),
+                ("不再 No longer", True),
+                ("每月费用变化 Monthly cost change", True),
+            ],
+            (
+                "<tr>"
+                + _td(f"<code>{_e(r)}</code> {_e(rules.get(r, ''))}")
+                + "".join(_td(_n(v), True) for v in (b, f, n, g))
+                + _td(_yuan(c) if r == "NE_DIBAO" else "—", True)
+                + "</tr>"
+                for r, b, f, n, g, c, _ in by_rule.iter_rows()
+            ),
+        )
+        + "</section>"
+    )
+    detail = (
+        '<section id="detail"><h2>明细 Every rule × county × category</h2>'
+        + _table(
+            [
+                ("规则 Rule", False),
+                ("县 County", False),
+                ("类别 Category", False),
+                ("现行 Baseline", True),
+                ("改革 Reform", True),
+                ("新增 Newly", True),
+                ("不再 No longer", True),
+            ],
+            (
+                "<tr>"
+                + _td(f"<code>{_e(r)}</code>")
+                + _td(_e(label(c)))
+                + _td(_e(cat))
+                + "".join(_td(_n(v), True) for v in (b, f, n, g))
+                + "</tr>"
+                for _, _, r, c, cat, b, f, n, g, _ in changes.iter_rows()
+            ),
+        )
+        + "</section>"
+    )
+    title = f"政策模拟 What if — {run['whatif']} on {run['quarter']}"
+    body = [
+        f"<h1>{_e(title)}</h1>",
+        '<p class="sub">低收入人口动态监测 safetynet · 若参数调整，本季度的预警会怎样变化 How the '
+        "quarter's warnings would change under the reformed parameters</p>",
+        summary,
+        reform,
+        charts,
+        top,
+        detail,
+        "<footer>来源 Sources: changes.parquet, run.parquet (the warehouse's whatif_changes and "
+        "whatif_runs). 本页只含计数，不含身份证号、姓名或预警编号 Counts only: no identity "
+        "number, name or warning key.</footer>",
+    ]
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(title)}</title>\n"
+        f"<style>{CSS}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
+    )
+
+
+def write_whatif_page(out: Path, name: str) -> Path:
+    path = Outputs(out).whatif_page(name)
+    tmp = aside(path)
+    tmp.write_bytes(render_whatif_page(out, name).encode("utf-8"))
+    os.replace(tmp, path)
+    return path

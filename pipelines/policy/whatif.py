@@ -29,10 +29,11 @@ the reform. A relative change applies to every key of a keyed parameter (every a
 money is rounded to the fen and whole numbers (ages) to the unit, half up.
 
 The comparison, per rule × county × category: warnings under the baseline, under the reform,
-newly flagged (a warning key only the reform raises), no longer flagged. For `NE_DIBAO` it also
-estimates the monthly cost of the change: Σ (dibao line − household income) over the households
-the rule flags, reform minus baseline, where the dibao line is the standard × the household's
-members (both from the warning's evidence). No other rule implies a payment the spec states.
+newly flagged (a warning key only the reform raises), no longer flagged. For the rules that imply
+a payment (`PAYMENTS`) it also estimates the monthly cost of the change, reform minus baseline,
+from each warning's evidence: `NE_DIBAO` the dibao gap, Σ (standard × members − household
+income); `NE_TEKUN` Σ (standard − own income), a floor, since the spec sets no tekun support
+amount.
 """
 
 from __future__ import annotations
@@ -70,6 +71,23 @@ CHANGE_SCHEMA = {
     "no_longer_flagged": pl.Int64,
     "monthly_cost_change_yuan": pl.Decimal(18, 2),
 }
+
+
+# The rules that imply a monthly payment, and the payment of one warning from its evidence.
+# The spec gives the dibao gap (standard × members − household income); it sets no amount for
+# tekun support, so that is estimated at the gap to the dibao standard the rule compares the
+# person's own income with: a floor.
+PAYMENTS = {
+    "NE_DIBAO": lambda e: (
+        Decimal(str(e["dibao_standard"])) * int(e["size"]) - Decimal(str(e["household_income"]))
+    ),
+    "NE_TEKUN": lambda e: Decimal(str(e["dibao_standard"])) - Decimal(str(e["monthly_income"])),
+}
+COST_NOTE = (
+    "NE_DIBAO: Σ (dibao_standard × size − household_income); NE_TEKUN: Σ (dibao_standard − "
+    "monthly_income), a floor (the spec sets no tekun support amount); per month, over the "
+    "warnings each side raises, reform minus baseline, from each warning's evidence"
+)
 
 
 RUN_SCHEMA = {  # one row per comparison (the warehouse's `whatif_runs`)
@@ -253,10 +271,7 @@ class WhatIf:
     reformed: Evaluation
     changes: pl.DataFrame  # CHANGE_SCHEMA
     seconds: dict[str, float] = field(default_factory=dict)
-    cost_note: str = (
-        "NE_DIBAO: Σ (dibao_standard × size − household_income) per month over the households "
-        "flagged, reform minus baseline, from each warning's evidence"
-    )
+    cost_note: str = COST_NOTE
 
 
 class NotPublished(LookupError):
@@ -307,23 +322,19 @@ def run(
     )
 
 
-def _dibao_gap(warnings: pl.DataFrame) -> pl.DataFrame:
-    """Per county and category, the monthly dibao gap of the NE_DIBAO households."""
-    w = warnings.filter(pl.col("rule_id") == "NE_DIBAO")
-    if w.is_empty():
-        return pl.DataFrame(schema={"county_code": pl.String, "gap": pl.Decimal(18, 2)})
-    evidence = [json.loads(e) for e in w["evidence"].to_list()]
-    gaps = [
-        Decimal(str(e["dibao_standard"])) * int(e["size"]) - Decimal(str(e["household_income"]))
-        for e in evidence
-    ]
-    return (
-        pl.DataFrame(
-            {"county_code": w["county_code"], "gap": pl.Series(gaps, dtype=pl.Decimal(18, 2))}
-        )
-        .group_by("county_code")
-        .agg(pl.col("gap").sum())
+def _payments(warnings: pl.DataFrame) -> pl.DataFrame:
+    """Per rule that implies a payment and county: the monthly payments of its warnings."""
+    rows: list[tuple[str, str, Decimal]] = []
+    for rule, payment in PAYMENTS.items():
+        w = warnings.filter(pl.col("rule_id") == rule)
+        for county, evidence in w.select("county_code", "evidence").iter_rows():
+            rows.append((rule, county, payment(json.loads(evidence))))
+    frame = pl.DataFrame(
+        rows,
+        schema={"rule_id": pl.String, "county_code": pl.String, "gap": pl.Decimal(18, 2)},
+        orient="row",
     )
+    return frame.group_by("rule_id", "county_code").agg(pl.col("gap").sum())
 
 
 def compare(name: str, quarter: str, baseline: pl.DataFrame, reform: pl.DataFrame) -> pl.DataFrame:
@@ -345,11 +356,11 @@ def compare(name: str, quarter: str, baseline: pl.DataFrame, reform: pl.DataFram
         .alias("no_longer_flagged"),
     )
     cost = (
-        _dibao_gap(reform)
+        _payments(reform)
         .rename({"gap": "reform_gap"})
         .join(
-            _dibao_gap(baseline).rename({"gap": "baseline_gap"}),
-            on="county_code",
+            _payments(baseline).rename({"gap": "baseline_gap"}),
+            on=["rule_id", "county_code"],
             how="full",
             coalesce=True,
         )
@@ -357,8 +368,7 @@ def compare(name: str, quarter: str, baseline: pl.DataFrame, reform: pl.DataFram
             (
                 pl.col("reform_gap").fill_null(Decimal(0))
                 - pl.col("baseline_gap").fill_null(Decimal(0))
-            ).alias("monthly_cost_change_yuan"),
-            pl.lit("NE_DIBAO").alias("rule_id"),
+            ).alias("monthly_cost_change_yuan")
         )
         .select("rule_id", "county_code", "monthly_cost_change_yuan")
     )

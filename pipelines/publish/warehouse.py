@@ -257,8 +257,8 @@ WHATIF_TABLES: dict[str, tuple[str, Callable[[Outputs, str], Path], dict[str, st
             "reform_warnings": "改革参数下的预警数 / Warnings under the reform",
             "newly_flagged": "新增预警数 / Newly flagged",
             "no_longer_flagged": "不再预警数 / No longer flagged",
-            "monthly_cost_change_yuan": "估计每月费用变化（元，仅 NE_DIBAO） / Estimated monthly "
-            "cost change, yuan (NE_DIBAO only)",
+            "monthly_cost_change_yuan": "估计每月费用变化（元，NE_DIBAO 与 NE_TEKUN） / "
+            "Estimated monthly cost change, yuan (NE_DIBAO and NE_TEKUN)",
         },
     ),
 }

@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.core.layout import Outputs, aside
+from pipelines.policy.whatif import PAYMENTS
 from pipelines.publish.report import (
     CSS,
     _county_names,
@@ -119,7 +120,7 @@ def render_whatif_page(out: Path, name: str) -> str:
                 "<tr>"
                 + _td(f"<code>{_e(r)}</code> {_e(rules.get(r, ''))}")
                 + "".join(_td(_n(v), True) for v in (b, f, n, g))
-                + _td(_yuan(c) if r == "NE_DIBAO" else "—", True)
+                + _td(_yuan(c) if r in PAYMENTS else "—", True)
                 + "</tr>"
                 for r, b, f, n, g, c, _ in by_rule.iter_rows()
             ),

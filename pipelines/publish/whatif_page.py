@@ -14,7 +14,6 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.core.layout import Outputs, aside
-from pipelines.policy.whatif import PAYMENTS
 from pipelines.publish.report import (
     CSS,
     _county_names,
@@ -100,7 +99,9 @@ def render_whatif_page(out: Path, name: str) -> str:
             pl.col("reform_warnings").sum(),
             pl.col("newly_flagged").sum(),
             pl.col("no_longer_flagged").sum(),
+            # null for the rules that imply no payment (`whatif.PAYMENTS` has the others)
             pl.col("monthly_cost_change_yuan").sum(),
+            pl.col("monthly_cost_change_yuan").is_not_null().any().alias("pays"),
         )
         .with_columns((pl.col("newly_flagged") + pl.col("no_longer_flagged")).alias("moved"))
         .sort(["moved", "rule_id"], descending=[True, False])
@@ -120,9 +121,9 @@ def render_whatif_page(out: Path, name: str) -> str:
                 "<tr>"
                 + _td(f"<code>{_e(r)}</code> {_e(rules.get(r, ''))}")
                 + "".join(_td(_n(v), True) for v in (b, f, n, g))
-                + _td(_yuan(c) if r in PAYMENTS else "—", True)
+                + _td(_yuan(c) if pays else "—", True)
                 + "</tr>"
-                for r, b, f, n, g, c, _ in by_rule.iter_rows()
+                for r, b, f, n, g, c, pays, _ in by_rule.iter_rows()
             ),
         )
         + "</section>"

@@ -621,11 +621,16 @@ def render_quality_report(out: Path, quarter: str) -> str:
         "本页不含完整身份证号或姓名，示例已脱敏 No full identity number or name appears on this "
         "page; examples are masked.</footer>",
     ]
+    return page(f"数据质量报告 Data-quality report {quarter}", body)
+
+
+def page(title: str, body: Sequence[str]) -> str:
+    """A self-contained page: the report's style inline, no script, nothing fetched."""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>数据质量报告 Data-quality report {_e(quarter)}</title>\n"
+        f"<title>{_e(title)}</title>\n"
         f"<style>{CSS}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
     )
 

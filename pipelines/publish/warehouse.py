@@ -14,6 +14,7 @@ one. One writer at a time: the Dagster instance runs one run at a time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
@@ -269,74 +270,64 @@ def load_whatif(out: Path, name: str) -> dict[str, int]:
     person, no key); returns rows per table."""
 
     def load(work: Path) -> dict[str, int]:
-        con = duckdb.connect(str(work))
-        loaded = {}
-        try:
-            con.execute("begin transaction")
-            for table, (comment, source, columns) in WHATIF_TABLES.items():
-                parquet = str(source(Outputs(out), name))
-                cols = ", ".join(columns)
-                con.execute(
-                    f"create table if not exists {table} as "
-                    f"select {cols} from read_parquet($p) limit 0",
-                    {"p": parquet},
+        with _transaction(work) as con:
+            return {
+                table: _replace_rows(
+                    con, table, comment, columns, source(Outputs(out), name), "whatif", name
                 )
-                con.execute(f"delete from {table} where whatif = $n", {"n": name})
-                con.execute(
-                    f"insert into {table} select {cols} from read_parquet($p)", {"p": parquet}
-                )
-                con.execute(f"comment on table {table} is {_sql_text(comment)}")
-                for column, text in columns.items():
-                    con.execute(f"comment on column {table}.{column} is {_sql_text(text)}")
-                loaded[table] = con.execute(
-                    f"select count(*) from {table} where whatif = $n", {"n": name}
-                ).fetchall()[0][0]
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
-        finally:
-            con.close()
-        return loaded
+                for table, (comment, source, columns) in WHATIF_TABLES.items()
+            }
 
     return _swap_in(out, load)
 
 
-def _load(work: Path, out: Path, quarter: str) -> dict[str, int]:
+@contextlib.contextmanager
+def _transaction(work: Path):
+    """A connection to the warehouse's copy, in one transaction: committed, or rolled back."""
     con = duckdb.connect(str(work))
-    loaded = {}
     try:
         con.execute("begin transaction")
-        for table, (comment, source, columns) in TABLES.items():
-            parquet = source(Outputs(out).quarter(quarter))
-            if not parquet.is_file():
-                continue
-            cols = ", ".join(columns)
-            con.execute(
-                f"create table if not exists {table} as "
-                f"select {cols} from read_parquet($p) limit 0",
-                {"p": str(parquet)},
-            )
-            con.execute(f"delete from {table} where quarter = $q", {"q": quarter})
-            con.execute(
-                f"insert into {table} select {cols} from read_parquet($p)", {"p": str(parquet)}
-            )
-            con.execute(f"comment on table {table} is {_sql_text(comment)}")
-            for column, text in columns.items():
-                con.execute(f"comment on column {table}.{column} is {_sql_text(text)}")
-            loaded[table] = con.execute(
-                f"select count(*) from {table} where quarter = $q", {"q": quarter}
-            ).fetchall()[0][0]
-        present = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
-        for view, (comment, sql) in VIEWS.items():
-            needs = {"warnings", "warning_lifecycle", "routed_warnings", "feedback"}
-            if needs <= present:
-                con.execute(f"create or replace view {view} as {sql}")
-                con.execute(f"comment on view {view} is {_sql_text(comment)}")
+        yield con
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
     finally:
         con.close()
+
+
+def _replace_rows(
+    con, table: str, comment: str, columns: dict[str, str], parquet: Path, by: str, value: str
+) -> int:
+    """The table's rows with `by` = `value` replaced by the Parquet file's (the table made from
+    it if new), its comments set; returns the rows it now holds for `value`."""
+    cols = ", ".join(columns)
+    con.execute(
+        f"create table if not exists {table} as select {cols} from read_parquet($p) limit 0",
+        {"p": str(parquet)},
+    )
+    con.execute(f"delete from {table} where {by} = $v", {"v": value})
+    con.execute(f"insert into {table} select {cols} from read_parquet($p)", {"p": str(parquet)})
+    con.execute(f"comment on table {table} is {_sql_text(comment)}")
+    for column, text in columns.items():
+        con.execute(f"comment on column {table}.{column} is {_sql_text(text)}")
+    return con.execute(f"select count(*) from {table} where {by} = $v", {"v": value}).fetchall()[0][
+        0
+    ]
+
+
+def _load(work: Path, out: Path, quarter: str) -> dict[str, int]:
+    loaded = {}
+    with _transaction(work) as con:
+        for table, (comment, source, columns) in TABLES.items():
+            parquet = source(Outputs(out).quarter(quarter))
+            if not parquet.is_file():
+                continue
+            loaded[table] = _replace_rows(con, table, comment, columns, parquet, "quarter", quarter)
+        present = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
+        for view, (comment, sql) in VIEWS.items():
+            needs = {"warnings", "warning_lifecycle", "routed_warnings", "feedback"}
+            if needs <= present:
+                con.execute(f"create or replace view {view} as {sql}")
+                con.execute(f"comment on view {view} is {_sql_text(comment)}")
     return loaded

@@ -15,7 +15,6 @@ import polars as pl
 
 from pipelines.core.layout import Outputs, aside
 from pipelines.publish.report import (
-    CSS,
     _county_names,
     _e,
     _n,
@@ -24,6 +23,7 @@ from pipelines.publish.report import (
     _table,
     _td,
     bar_chart_svg,
+    page,
 )
 
 
@@ -166,13 +166,7 @@ def render_whatif_page(out: Path, name: str) -> str:
         "whatif_runs). 本页只含计数，不含身份证号、姓名或预警编号 Counts only: no identity "
         "number, name or warning key.</footer>",
     ]
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{_e(title)}</title>\n"
-        f"<style>{CSS}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
-    )
+    return page(title, body)
 
 
 def write_whatif_page(out: Path, name: str) -> Path:

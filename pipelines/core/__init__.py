@@ -8,7 +8,8 @@
 - `parameters` — the policy parameters of `rules/parameters/`, validated when loaded;
 - `departments` — the departments, the routing codes and the core extracts;
 - `layout` — every path under the landing folder and `<out>/`;
-- `resources` — where the packaged `data_contracts/`, `rules/` and `sql/` are.
+- `resources` — where the packaged `data_contracts/`, `rules/` and `sql/` are;
+- `faults` — the crash points a test kills a run at.
 
 Nothing here imports a stage (`gate`, `policy`, `publish`) or Dagster.
 """

@@ -17,6 +17,7 @@ Modules, in the order data meets them:
 - `checks` — a contract compiled to checks and evaluated over a frame; rows compared settled;
 - `extract` — one extract through the gate: staging, quarantine, accounting;
 - `expectations` — the same checks as a Great Expectations suite, validated batch by batch;
+- `datadocs` — GE's Data Docs made to open with no network (vendored scripts and styles);
 - `accounting` — the results of the quarter's extracts as tables, and the reconciliation;
 - `arrival` — whether a quarter's landing folder has arrived (for the landing sensor);
 - `stage` — the steps the quarterly job runs (one extract, the feedback, the accounting).

@@ -14,5 +14,6 @@ Modules:
 - `catalogue` — the rules as data, their declarations checked against their SQL;
 - `evaluate` — the one evaluator: every rule in order, NOT_EVALUATED with its reason, warnings
   with evidence, `rule_runs`, data findings;
-- `stage` — the step the quarterly job runs.
+- `stage` — the step the quarterly job runs;
+- `whatif` — a policy reform evaluated on a published quarter against its baseline.
 """

@@ -15,5 +15,6 @@ Modules:
 - `atomic` — written aside, moved into place at once; recovery after a killed run;
 - `warehouse` — every quarter in one DuckDB database with bilingual comments and views;
 - `report` — the self-contained quality report;
+- `whatif_page` — the self-contained page of a reform's comparison (`policy/whatif.py`);
 - `stage` — the step the quarterly job runs.
 """

@@ -257,3 +257,66 @@ def test_an_analyst_launches_the_comparison_as_a_dagster_asset_with_its_config(p
     md = event.materialization.metadata
     assert md["whatif"].value == "from_dagster" and md["newly_flagged"].value > 0
     assert (published / "whatif" / "from_dagster" / "changes.parquet").is_file()
+
+
+# --- each side of the changed boundary, on households built by hand (tests/rulecase.py) -------
+
+# Fuzhou's standard in 2026Q3 is 1,000 a person: a household of three has a dibao line of 3,000;
+# +5 % makes it 1,050 and 3,150.
+BOUNDARY = {"H1": 2999, "H2": 3000, "H3": 3149, "H4": 3150}
+
+
+def _boundary_case():
+    from tests import rulecase
+
+    people, wages, unemployed = [], [], []
+    for hukou, wage in BOUNDARY.items():
+        n = hukou[1:]
+        people += [
+            {"id": f"A{n}", "born": "1980-03-01", "hukou": hukou},
+            {"id": f"B{n}", "born": "1982-03-01", "hukou": hukou, "relation": "SPOUSE"},
+            {"id": f"C{n}", "born": "2012-03-01", "hukou": hukou, "relation": "CHILD"},
+        ]
+        wages.append({"id": f"A{n}", "monthly_wage": wage})
+        unemployed.append({"id": f"B{n}"})
+    doc = {
+        "name": "households of three on each side of the old and the new dibao line",
+        "quarter": "2026Q3",
+        "people": people,
+        "rows": {"hrss/employment": wages, "hrss/unemployment_registrations": unemployed},
+        "expect": {},
+    }
+    return rulecase.Case.from_doc(doc)
+
+
+@pytest.mark.parametrize(
+    ("hukou", "before", "after"),
+    [("H1", True, True), ("H2", False, True), ("H3", False, True), ("H4", False, False)],
+    ids=[
+        "2,999 is below the old line and the new",
+        "3,000 is at the old line, below the new",
+        "3,149 is just below the new line",
+        "3,150 is at the new line",
+    ],
+)
+def test_raising_the_standard_5pct_flags_a_household_on_each_side_of_each_line_as_it_should(
+    tmp_path, hukou, before, after
+):
+    from pipelines.policy import facts
+    from pipelines.policy.engine import DuckDBEngine
+    from pipelines.policy.evaluate import evaluate_loaded
+    from tests import rulecase
+
+    built = rulecase.build(_boundary_case(), tmp_path)
+    reform = whatif.load_reform(reform_file(tmp_path, dibao("+5%")))
+    with DuckDBEngine(threads=1) as session:
+        session.reset()
+        facts.load(session, built.sources)
+        key = DEMO_KEY.encode()
+        baseline = evaluate_loaded(session, built.sources, key)
+        reformed = evaluate_loaded(session, built.sources, key, whatif.reformed(reform, Q3.end))
+    flagged = [rulecase.subjects(e, built.ids).get("NE_DIBAO", []) for e in (baseline, reformed)]
+    assert (hukou in flagged[0], hukou in flagged[1]) == (before, after)
+    changes = whatif.compare("t", str(Q3), baseline.warnings, reformed.warnings)
+    dibao_row = changes.filter(pl.col("rule_id") == "NE_DIBAO").row(0, named=True)
+    assert (dibao_row["newly_flagged"], dibao_row["no_longer_flagged"]) == (2, 0)

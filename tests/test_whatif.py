@@ -320,3 +320,23 @@ def test_raising_the_standard_5pct_flags_a_household_on_each_side_of_each_line_a
     changes = whatif.compare("t", str(Q3), baseline.warnings, reformed.warnings)
     dibao_row = changes.filter(pl.col("rule_id") == "NE_DIBAO").row(0, named=True)
     assert (dibao_row["newly_flagged"], dibao_row["no_longer_flagged"]) == (2, 0)
+
+
+def test_a_comparison_waits_for_no_run_it_is_refused_while_one_writes_the_folder(published, capsys):
+    """`safetynet whatif` writes the warehouse: while a run holds `<out>/.run.lock` it is
+    refused at once (exit 2), and goes through once the lock is free."""
+    import fcntl
+
+    from pipelines.core.layout import Outputs
+
+    lock = Outputs(published).run_lock.open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write("pid 1 since now\n")
+        lock.flush()
+        args = ["whatif", "--out", str(published), "--quarter", "2026Q3", "--reform", str(EXAMPLE)]
+        assert cli.main(args) == 2
+        assert "in use by another run" in capsys.readouterr().out
+    finally:
+        lock.close()
+    assert cli.main(args) == 0

@@ -206,16 +206,30 @@ def whatif(
         q = Quarter.parse(quarter)
         plan = what.load_reform(reform)
         Outputs(out).whatif(name or plan.name)  # a name that can be a folder
-        result = what.run(out.resolve(), q, plan, key, as_of=as_of, name=name)
-    except (pseudonym.KeyMissing, what.ReformError, what.NotPublished, ValueError) as e:
+    except (pseudonym.KeyMissing, what.ReformError, ValueError) as e:
         echo(f"safetynet: {e}")
         return 2
-    from pipelines.publish import warehouse
-    from pipelines.publish.whatif_page import write_whatif_page
+    if not out.is_dir():
+        echo(f"safetynet: --out {out} does not exist: run the quarter first")
+        return 2
+    lock = _hold_run_lock(Outputs(out))  # it writes the warehouse: one writer at a time
+    if isinstance(lock, str):
+        echo(f"safetynet: {out} is in use by another run ({lock}); try again when it has ended")
+        return 2
+    try:
+        from pipelines.publish import warehouse
+        from pipelines.publish.whatif_page import write_whatif_page
 
-    folder = what.write(out.resolve(), result)
-    page = write_whatif_page(out.resolve(), result.name)
-    warehouse.load_whatif(out.resolve(), result.name)
+        try:
+            result = what.run(out.resolve(), q, plan, key, as_of=as_of, name=name)
+        except what.NotPublished as e:
+            echo(f"safetynet: {e}")
+            return 2
+        folder = what.write(out.resolve(), result)
+        page = write_whatif_page(out.resolve(), result.name)
+        warehouse.load_whatif(out.resolve(), result.name)
+    finally:
+        lock.close()
     echo(what.summary_text(result))
     echo(f"written: {folder} (page: {page.name}; warehouse: whatif_runs, whatif_changes)")
     return 0

@@ -85,13 +85,14 @@ class Parameter:
         )
 
 
-def _exact(value: Any) -> Any:
+def exact(value: Any) -> Any:
+    """A value as read from YAML, its numbers as exact decimals (a reform's too: `whatif`)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
         return Decimal(str(value))
     if isinstance(value, dict):
-        return {str(k): _exact(v) for k, v in value.items()}
+        return {str(k): exact(v) for k, v in value.items()}
     return value
 
 
@@ -103,7 +104,8 @@ def unit_kind(unit: str) -> str | None:
     return None
 
 
-def _check_number(value: Any, kind: str, fail) -> None:
+def check_number(value: Any, kind: str, fail) -> None:
+    """`fail(message)` unless `value` is a number of the unit's kind (`unit_kind`)."""
     if not isinstance(value, Decimal):
         fail(f"value {value!r} is not a number")
     if value < 0:
@@ -168,18 +170,18 @@ def load_parameter(path: Path) -> Parameter:
     for i, entry in enumerate(raw, start=1):
         if not isinstance(entry, dict) or not isinstance(entry.get("from"), dt.date):
             fail(f"value {i} has no `from` date (YYYY-MM-DD)")
-        day, value = entry["from"], _exact(entry.get("value"))
+        day, value = entry["from"], exact(entry.get("value"))
         if values and day <= values[-1][0]:
             fail(f"value {i} from {day} does not come after {values[-1][0]}: dates ascend")
         if value is None or value == {}:
             fail(f"value {i} from {day} is empty")
         if keyed_by is None:
-            _check_number(value, kind, fail)
+            check_number(value, kind, fail)
         else:
             if not isinstance(value, dict):
                 fail(f"value {i} from {day} must be a mapping (keyed_by {keyed_by})")
             for key, v in value.items():
-                _check_number(v, "whole" if keyed_by == "range" else kind, fail)
+                check_number(v, "whole" if keyed_by == "range" else kind, fail)
                 if keyed_by == "area" and not (len(key) == 6 and key.isdigit()):
                     fail(f"value {i} from {day}: {key!r} is not a 6-digit area code")
             if values:

@@ -207,7 +207,7 @@ def _checked_value(raw: Any, base: parameters.Parameter, line: int | None, fail)
         fail(line, f"{base.name}: {raw!r} is neither a number nor a change like +5% or -3%")
     if raw is None:
         fail(line, f"{base.name}: a `from` date without a value")
-    value = parameters._exact(raw.copy() if isinstance(raw, dict) else raw)
+    value = parameters.exact(raw.copy() if isinstance(raw, dict) else raw)
     if isinstance(value, dict):
         value.pop("__line__", None)
     kind = parameters.unit_kind(base.unit)
@@ -218,12 +218,12 @@ def _checked_value(raw: Any, base: parameters.Parameter, line: int | None, fail)
     if base.keyed_by is None:
         if isinstance(value, dict):
             wrong("a single number is expected (the parameter is not keyed)")
-        parameters._check_number(value, kind, wrong)
+        parameters.check_number(value, kind, wrong)
     else:
         if not isinstance(value, dict):
             wrong(f"a mapping by {base.keyed_by} is expected, or a change like +5%")
         for v in value.values():
-            parameters._check_number(v, "whole" if base.keyed_by == "range" else kind, wrong)
+            parameters.check_number(v, "whole" if base.keyed_by == "range" else kind, wrong)
     return value
 
 

@@ -353,19 +353,6 @@ def sha256_of(path: Path) -> str:
 UTF8_EVIDENCE = 32  # continuation bytes of valid multi-byte UTF-8 (≈ 11–16 characters)
 
 
-def detect_encoding(path: Path) -> tuple[str, str]:
-    """(encoding, sha256). UTF-8 with BOM by its mark; else strict UTF-8 over the whole file
-    (hashed in the same pass); else GB18030 (a superset of GBK, checked strictly when the file
-    is converted). Anything else is undecodable: an encoding is never guessed.
-
-    A file that decodes as UTF-8, Chinese characters included, up to one bad byte is a damaged
-    UTF-8 file, not a GB18030 one: GB18030 decodes almost any byte pair, so falling back to it
-    would turn the damage into silently wrong text. Text in GBK/GB18030 almost never forms even
-    a few valid multi-byte UTF-8 characters in a row, so a dozen of them decide (`UTF8_EVIDENCE`).
-    """
-    return _scan_bytes(path)[:2]
-
-
 @dataclass
 class _Bytes:
     """What the one pass over a CSV's bytes finds besides its encoding and hash: where its first
@@ -378,11 +365,22 @@ class _Bytes:
     multibyte: int = 0  # bytes of multi-byte UTF-8 characters beyond the first: 0 for ASCII
 
 
-def _scan_bytes(path: Path) -> tuple[str, str, _Bytes]:
+def detect_encoding(path: Path) -> tuple[str, str, _Bytes]:
+    """(encoding, sha256, what else the one pass saw: `_Bytes`). UTF-8 with BOM by its mark;
+    else strict UTF-8 over the whole file (hashed in the same pass); else GB18030 (a superset
+    of GBK, checked strictly when the file is converted). Anything else is undecodable: an
+    encoding is never guessed.
+
+    A file that decodes as UTF-8, Chinese characters included, up to one bad byte is a damaged
+    UTF-8 file, not a GB18030 one: GB18030 decodes almost any byte pair, so falling back to it
+    would turn the damage into silently wrong text. Text in GBK/GB18030 almost never forms even
+    a few valid multi-byte UTF-8 characters in a row, so a dozen of them decide (`UTF8_EVIDENCE`).
+    """
     h = hashlib.sha256()
     seen = _Bytes()
     utf8 = codecs.getincrementaldecoder("utf-8")("strict")
     utf8_ok, offset, bad_at, evidence = True, 0, 0, 0
+    before = last = b""
     with path.open("rb") as f:
         head = f.read(3)
         bom = head == codecs.BOM_UTF8
@@ -394,7 +392,7 @@ def _scan_bytes(path: Path) -> tuple[str, str, _Bytes]:
             if seen.nul_at is None and (nul := chunk.find(b"\0")) >= 0:
                 seen.nul_at = offset + nul
             seen.quotes += chunk.count(b'"')
-            seen.tail = (seen.tail + chunk)[-_TAIL:]
+            before, last = last, chunk
             if utf8_ok:
                 try:
                     good = len(chunk)
@@ -411,6 +409,7 @@ def _scan_bytes(path: Path) -> tuple[str, str, _Bytes]:
         except UnicodeDecodeError:
             utf8_ok, bad_at = False, offset
     seen.multibyte = evidence
+    seen.tail = (before + last)[-_TAIL:]  # the last line, even across two chunks
     if utf8_ok:
         return ("utf-8-sig" if bom else "utf-8"), h.hexdigest(), seen
     if not bom and evidence < UTF8_EVIDENCE:
@@ -456,7 +455,7 @@ def _undecodable(where: str, e: _UndecodableError) -> FileProblem:
 
 def _read_csv(path: Path, read: ReadFile, where: str) -> tuple[list[str], pl.LazyFrame]:
     try:
-        encoding, read.sha256, seen = _scan_bytes(path)
+        encoding, read.sha256, seen = detect_encoding(path)
     except _UndecodableError as e:
         read.sha256 = e.sha
         raise _Unreadable(_undecodable(where, e)) from None

@@ -155,11 +155,13 @@ def run(
 
 
 def _step_failures(result) -> list[tuple[str, str]]:
-    """Each failed step's key and the first line of its error (scrubbed by the step)."""
+    """Each failed step's key and the first line of its error, identity numbers masked."""
+    from pipelines.core import idnumbers
+
     found = []
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
-        text = error.message if error is not None else "no message"
+        text = idnumbers.scrub(error.message) if error is not None else "no message"
         found.append((event.step_key or "?", text.strip().splitlines()[0] if text.strip() else "?"))
     return found
 
@@ -177,7 +179,7 @@ def _one_line(e: BaseException, out: Path) -> str:
         if (isinstance(seen, OSError) and seen.errno == errno.ENOSPC) or any(
             f in str(seen) for f in _FULL
         ):
-            first = str(seen).strip().splitlines()
+            first = idnumbers.scrub(str(seen)).strip().splitlines()
             why = first[0] if first else type(seen).__name__
             return f"no space left on the disk of --out {out} (or it failed writing): {why}"
         seen = seen.__cause__ or seen.__context__

@@ -5,7 +5,7 @@ with
 
 roster as (select * from mca_assistance_roster),
 registry as (select * from mps_residents),
-cases as (select * from fct_roster_households),
+cases as (select * from int_roster_households),
 
 findings as (
     select roster.county_code, 'ROSTER_PERSON_NOT_IN_REGISTRY' as finding

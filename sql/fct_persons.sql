@@ -1,82 +1,22 @@
--- One row per person the rules may look at: every roster person, and every registry person
--- (any status) of a registry household that holds a roster person or someone with a hardship
--- signal. Everybody else can raise no warning: PNI and NLE rules start from the roster, NE and
--- HWP rules from a hardship signal or the roster (policy.md §2).
+-- One row per person the rules may look at (int_persons, which says who), with what the area
+-- and age parameters decide about them: the dibao standard that applies to the person and
+-- whether they are a care-dependent elderly person. Kept apart from int_persons so that a reform
+-- of those parameters (policy/whatif.py) builds this thin layer again, not the person join.
 with
 
-roster as (select * from mca_assistance_roster),
-registry as (select * from mps_residents),
-signals as (select * from int_person_signals),
-income as (select * from int_person_income),
-assets as (select * from int_person_assets),
+persons as (select * from int_persons),
 standards as (select * from county_standards),
 
-focus_households as (
-    select distinct registry.hukou_no
-    from registry
-    where registry.id_number in (select id_number from roster)
-        or registry.id_number in (select id_number from signals where has_hardship_signal)
-),
-
-people as (
-    select id_number from registry where hukou_no in (select hukou_no from focus_households)
-    union
-    select id_number from roster
-),
-
-joined as (
+standard_applied as (
     select
-        people.id_number,
-        coalesce(registry.name, roster.name) as name,
-        registry.id_number is not null as in_registry,
-        registry.status as registry_status,
-        registry.status_date as registry_status_date,
-        registry.hukou_no,
-        registry.relation as registry_relation,
-        registry.county_code as registry_county,
-        registry.residence_type,
-        -- from the ID number when the registry does not know the person (policy.md §1 age)
-        coalesce(registry.birth_date, id_birth_date(people.id_number)) as birth_date,
-        roster.case_id,
-        roster.relation as roster_relation,
-        roster.county_code as roster_county,
-        roster.program,
-        roster.single_person,
-        roster.gradual_exit_until,
-        coalesce(roster.other_income_monthly, 0)::decimal(18, 2) as other_income_monthly,
-        coalesce(income.wage_income, 0)::decimal(18, 2) as wage_income,
-        coalesce(income.pension_income, 0)::decimal(18, 2) as pension_income,
-        coalesce(income.unemployment_benefit, 0)::decimal(18, 2) as unemployment_benefit,
-        coalesce(signals.oop_12m, 0)::decimal(18, 2) as oop_12m,
-        coalesce(signals.is_seriously_ill, false) as is_seriously_ill,
-        coalesce(signals.has_valid_certificate, false) as has_valid_certificate,
-        signals.disability_grade,
-        signals.disability_type,
-        coalesce(signals.is_severely_disabled, false) as is_severely_disabled,
-        coalesce(signals.care_level_severe, false) as care_level_severe,
-        coalesce(signals.has_hardship_signal, false) as has_hardship_signal,
-        coalesce(signals.has_severe_hardship_signal, false) as has_severe_hardship_signal,
-        coalesce(signals.risk_present, false) as risk_present,
-        coalesce(signals.unemployment_active, false) as unemployment_active,
-        coalesce(signals.house_severely_damaged, false) as house_severely_damaged,
-        coalesce(signals.house_collapsed, false) as house_collapsed,
-        assets.max_vehicle_value,
-        coalesce(assets.business_failure, false) as business_failure,
-        assets.max_business_capital,
-        coalesce(assets.residential_properties, 0) as residential_properties,
-        coalesce(assets.commercial_property, false) as commercial_property,
+        persons.*,
         -- a person's standard: the county of their roster case, else their registry county
         coalesce(roster_standard.dibao_standard, registry_standard.dibao_standard)
             as standard
-    from people
-    left join registry using (id_number)
-    left join roster using (id_number)
-    left join income using (id_number)
-    left join signals using (id_number)
-    left join assets using (id_number)
-    left join standards as roster_standard on roster_standard.county_code = roster.county_code
+    from persons
+    left join standards as roster_standard on roster_standard.county_code = persons.roster_county
     left join standards as registry_standard
-        on registry_standard.county_code = registry.county_code
+        on registry_standard.county_code = persons.registry_county
 )
 
 select
@@ -90,7 +30,7 @@ select
     registry_county,
     residence_type,
     birth_date,
-    completed_years(birth_date, $quarter_end::date) as age,
+    age,
     case_id,
     roster_relation,
     roster_county,
@@ -101,8 +41,7 @@ select
     wage_income,
     pension_income,
     unemployment_benefit,
-    (wage_income + pension_income + unemployment_benefit + other_income_monthly)::decimal(18, 2)
-        as monthly_income,
+    monthly_income,
     oop_12m,
     is_seriously_ill,
     has_valid_certificate,
@@ -110,8 +49,7 @@ select
     disability_type,
     is_severely_disabled,
     -- 失能失智老年人: the seed's 老年人 are 60 and over, the age tekun_elderly_age also holds
-    care_level_severe and completed_years(birth_date, $quarter_end::date) >= $tekun_elderly_age
-        as is_care_dependent_elderly,
+    care_level_severe and age >= $tekun_elderly_age as is_care_dependent_elderly,
     has_hardship_signal,
     has_severe_hardship_signal,
     risk_present,
@@ -124,4 +62,4 @@ select
     residential_properties,
     commercial_property,
     standard
-from joined
+from standard_applied

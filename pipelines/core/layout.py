@@ -10,6 +10,7 @@ output folder `<out>/` (outputs.md). No other module spells a path; each asks th
     quarantine/<dept>/<extract>.parquet   rejected rows as received + reasons  (gate)
     tables/<name>.parquet                 the quarter's tables (TABLES: whose) (each stage)
     policy/warnings.parquet               raised warnings, personal            (policy)
+    policy/facts/<table>.parquet          the facts as evaluated, personal     (policy)
     policy/routed.parquet                 which file each key went to          (publish)
     routed/<department>/<county>.csv      the routed files                     (publish)
     quality_report.html                   the auditors' page                   (publish)
@@ -148,6 +149,20 @@ class QuarterOutputs:
     @property
     def personal_warnings(self) -> Path:
         return self.root / "policy" / "warnings.parquet"
+
+    @property
+    def saved_facts(self) -> Path:
+        """The quarter's fact tables and raised warnings as evaluated, one Parquet file each,
+        for what-if comparisons (`policy/facts.py` `save`): personal, like the warnings."""
+        return self.root / "policy" / "facts"
+
+    def saved_fact(self, table: str) -> Path:
+        return self.saved_facts / f"{table}.parquet"
+
+    @property
+    def saved_facts_record(self) -> Path:
+        """What the saved facts were built from; written last, removed first."""
+        return self.saved_facts / "facts.json"
 
     # -- publishing
     @property

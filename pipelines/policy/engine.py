@@ -87,7 +87,8 @@ class Engine(abc.ABC):
         """A table holding `rows` (an Arrow table's names and types), replacing any of the name."""
 
     @abc.abstractmethod
-    def create_table_as(self, table: str, sql: str, values: Mapping[str, Any]) -> None: ...
+    def create_table_as(self, table: str, sql: str, values: Mapping[str, Any]) -> None:
+        """A table of what the query selects, replacing any table or view of the name."""
 
     @abc.abstractmethod
     def insert_select(self, table: str, sql: str, values: Mapping[str, Any]) -> int:
@@ -95,6 +96,12 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def arrow(self, sql: str, values: Mapping[str, Any] | None = None) -> pa.Table: ...
+
+    def save_parquet(self, table: str, path: Path) -> bool:
+        """Write the table to one Parquet file that DuckDB reads back with the same column
+        types (the saved facts of `facts.save`); False where the engine cannot, as Spark (a
+        folder of parts, JSON as text), and nothing is written."""
+        return False
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -190,6 +197,14 @@ class DuckDBEngine(Engine):
 
     def create_table_as(self, table: str, sql: str, values: Mapping[str, Any]) -> None:
         statement = f"create or replace table {table} as\n{sql}"
+        # a view of the name (a saved fact read in place: policy/whatif.py) is not replaced by
+        # `create or replace table`
+        if self.con.execute(
+            "select 1 from duckdb_views() where view_name = $name and schema_name = 'main' "
+            "and not internal",
+            {"name": table},
+        ).fetchall():
+            self.con.execute(f'drop view "{table}"')
         self.con.execute(statement, bind(statement, values))
 
     def insert_select(self, table: str, sql: str, values: Mapping[str, Any]) -> int:
@@ -199,8 +214,17 @@ class DuckDBEngine(Engine):
     def arrow(self, sql: str, values: Mapping[str, Any] | None = None) -> pa.Table:
         return self.con.sql(sql, params=bind(sql, values or {}) or None).to_arrow_table()
 
+    def save_parquet(self, table: str, path: Path) -> bool:
+        self.con.execute(f"copy {table} to '{_quoted(path)}' (format parquet)")
+        return True
+
     def close(self) -> None:
         self.con.close()
+
+
+def _quoted(path: Path) -> str:
+    """A path as a SQL string literal's content (COPY takes no bound parameter for it)."""
+    return str(path).replace("'", "''")
 
 
 # name -> where the engine's class is (imported when chosen: Spark's module needs pyspark)

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,14 @@ from pipelines.core.faults import crash_point
 from pipelines.core.layout import Outputs, aside
 from pipelines.core.parameters import Parameter
 from pipelines.policy import facts
-from pipelines.policy.catalogue import CATEGORIES, RAISED, Rule, catalogue
+from pipelines.policy.catalogue import (
+    CATEGORIES,
+    RAISED,
+    Rule,
+    catalogue,
+    model_reads,
+    parameters_reaching,
+)
 from pipelines.policy.engine import DEFAULT_MEMORY, DuckDBEngine, Engine
 
 CORE = [f"{d}/{e}" for d, e in CORE_EXTRACTS]
@@ -65,6 +72,8 @@ FINDING_SCHEMA = {
 }
 
 
+# the baseline's raised warnings, in a session that evaluates a reform (`evaluate_changed`)
+BASELINE_RAISED = "baseline_raised"
 RAISED_COLUMNS = {
     "rule_id": "text",
     "category": "code",
@@ -97,6 +106,8 @@ class Evaluation:
     rule_runs: pl.DataFrame
     data_findings: pl.DataFrame
     seconds: dict[str, float]
+    # the parameters in effect on E as evaluated (`facts.Bound.used`), by name
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 def evaluate(
@@ -173,7 +184,85 @@ def evaluate_loaded(
         pl.DataFrame(runs, schema=RULE_RUN_SCHEMA),
         findings.cast(FINDING_SCHEMA),  # type: ignore[arg-type]
         seconds,
+        bound.used,
     )
+
+
+def evaluate_changed(
+    engine: Engine,
+    sources: facts.Sources,
+    key: bytes,
+    every: Mapping[str, Parameter],
+    baseline: Evaluation,
+) -> Evaluation:
+    """What `evaluate_loaded(engine, sources, key, every)` returns, evaluating only what a
+    changed parameter reaches. The session holds the staging tables, the baseline's fact models
+    (`facts.MODELS`, tables or views) and its raised warnings (`BASELINE_RAISED`); `baseline`
+    is that evaluation. A parameter has changed when its value in effect on `E` differs from
+    the baseline's; the fact models that bind one, and those built on them, are built again;
+    a rule is evaluated again when a changed parameter reaches it
+    (`catalogue.parameters_reaching`) or it reads the warnings of a rule evaluated again
+    (`after`). Every other rule's run and warnings are the baseline's (tests/test_whatif.py
+    checks the two ways give the same evaluation)."""
+    quarter = str(sources.quarter)
+    seconds: dict[str, float] = {}
+    bound = facts.bind_parameters(engine, sources.quarter, every)
+    changed = {
+        name
+        for name in bound.used.keys() | baseline.parameters.keys()
+        if _comparable(bound.used.get(name)) != _comparable(baseline.parameters.get(name))
+    }
+    engine.define_macros(facts.model_sql("macros"))
+    models = model_reads()
+    for name in facts.MODELS:
+        if models[name][1] & changed:
+            started = time.perf_counter()
+            engine.create_table_as(name, facts.model_sql(name), bound.sql)
+            seconds[name] = round(time.perf_counter() - started, 3)
+    again: set[str] = set()
+    for rule in catalogue():
+        if parameters_reaching(rule) & changed or set(rule.after) & again:
+            again.add(rule.rule_id)
+    read_by_again = {name for rule in catalogue() if rule.rule_id in again for name in rule.after}
+    baseline_runs = {r["rule_id"]: r for r in baseline.rule_runs.iter_rows(named=True)}
+    engine.create_table(RAISED, RAISED_COLUMNS)
+    runs: list[dict[str, Any]] = []
+    for rule in catalogue():
+        started = time.perf_counter()
+        if rule.rule_id in again:
+            runs.append(_evaluate_rule(engine, sources, bound, rule))
+            seconds[rule.rule_id] = round(time.perf_counter() - started, 3)
+            continue
+        runs.append(baseline_runs[rule.rule_id])
+        if rule.rule_id in read_by_again:  # a rule evaluated again reads its warnings
+            engine.insert_select(
+                RAISED,
+                f"select * from {BASELINE_RAISED} where rule_id = $rule_id",
+                {"rule_id": rule.rule_id},
+            )
+    fresh = _warnings(engine, key, quarter, sorted(again)) if again else baseline.warnings.clear()
+    kept = baseline.warnings.filter(~pl.col("rule_id").is_in(sorted(again)))
+    warnings = pl.concat([kept, fresh]).sort("rule_id", "warning_key")
+    findings = (
+        pl.from_arrow(engine.arrow(FINDINGS_SQL)).cast(FINDING_SCHEMA)  # type: ignore[arg-type]
+        if models["fct_data_findings"][1] & changed
+        else baseline.data_findings
+    )
+    return Evaluation(
+        quarter,
+        True,
+        warnings,
+        pl.DataFrame(runs, schema=RULE_RUN_SCHEMA),
+        findings,
+        seconds,
+        bound.used,
+    )
+
+
+def _comparable(value: Any) -> str:
+    """A parameter's value as JSON: the same text whether it was bound now or read back from a
+    saved evaluation's record."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _run_row(
@@ -238,9 +327,21 @@ def _evaluate_rule(
     return _run_row(quarter, rule, "EVALUATED", None, raised, used, window_quarters)
 
 
-def _warnings(engine: Engine, key: bytes, quarter: str) -> pl.DataFrame:
+def _warnings(
+    engine: Engine, key: bytes, quarter: str, rule_ids: list[str] | None = None
+) -> pl.DataFrame:
+    """The raised warnings (of `rule_ids` only, where given) with their keys and the
+    catalogue's names for them, sorted by rule and key."""
     rules = {r.rule_id: r for r in catalogue()}
-    frame = pl.from_arrow(engine.arrow(WARNINGS_SQL))
+    if rule_ids is None:
+        frame = pl.from_arrow(engine.arrow(WARNINGS_SQL))
+    else:
+        frame = pl.from_arrow(
+            engine.arrow(
+                WARNINGS_SQL + "\nwhere list_contains($rule_ids::varchar[], raised.rule_id)",
+                {"rule_ids": rule_ids},
+            )
+        )
     if frame.is_empty():
         return pl.DataFrame(schema=WARNING_SCHEMA)
     keys = [

@@ -8,7 +8,7 @@ from typing import Any
 
 from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter
-from pipelines.policy import evaluate, facts
+from pipelines.policy import evaluate, facts, saved
 from pipelines.policy.engine import DEFAULT_MEMORY, open_engine
 
 
@@ -31,9 +31,11 @@ def evaluate_quarter(
     """Read what the gate accepted for the quarter and its window, evaluate every rule in a
     session of `engine` (one of `engine.ENGINES`, spilling to `<out>/.duckdb/` or `<out>/.spark/`
     past `memory_limit`; Spark's in `spark_session` where given) and write the quarter's policy
-    outputs."""
+    outputs, and the facts as evaluated for what-if comparisons (`saved.py`)."""
     sources = facts.Sources.from_out(out, quarter)
     spill = Outputs(out).spill(engine)
     with open_engine(engine, spill, memory_limit, spark_session=spark_session) as session:
         evaluation = evaluate.evaluate(sources, key, engine=session)
-    return Evaluated(evaluation, sources, evaluate.write(out, evaluation))
+        written = evaluate.write(out, evaluation)
+        saved.save(session, out, sources, evaluation)
+    return Evaluated(evaluation, sources, written)

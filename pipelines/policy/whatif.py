@@ -54,9 +54,16 @@ import yaml
 from pipelines.core import parameters
 from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter
-from pipelines.policy import facts
+from pipelines.policy import facts, saved
+from pipelines.policy.catalogue import RAISED
 from pipelines.policy.engine import DEFAULT_MEMORY, DuckDBEngine
-from pipelines.policy.evaluate import CORE, Evaluation, evaluate_loaded
+from pipelines.policy.evaluate import (
+    BASELINE_RAISED,
+    CORE,
+    Evaluation,
+    evaluate_changed,
+    evaluate_loaded,
+)
 
 RELATIVE = re.compile(r"^([+-])(\d+(?:\.\d+)?)%$")
 CHANGE_SCHEMA = {
@@ -271,6 +278,7 @@ class WhatIf:
     reformed: Evaluation
     changes: pl.DataFrame  # CHANGE_SCHEMA
     seconds: dict[str, float] = field(default_factory=dict)
+    baseline_from: str = ""  # the quarter's saved evaluation, or why it was evaluated again
     cost_note: str = COST_NOTE
 
 
@@ -302,24 +310,25 @@ def run(
     with DuckDBEngine(Outputs(out).spill("duckdb"), memory_limit) as session:
         session.reset()
         facts.load(session, sources)
+        found = saved.open_saved(out, sources, facts.bind_parameters(session, quarter).used)
         seconds["load"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        baseline = evaluate_loaded(session, sources, key)
+        if isinstance(found, saved.Saved):
+            found.attach(session)
+            baseline, baseline_from = found.baseline, "the quarter's saved evaluation"
+        else:  # the facts built again from the staging tables, and the baseline evaluated
+            baseline = evaluate_loaded(session, sources, key)
+            session.create_table_as(BASELINE_RAISED, f"select * from {RAISED}", {})
+            baseline_from = f"evaluated again: {found}"
         seconds["baseline"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        other = evaluate_loaded(session, sources, key, reformed(reform, as_of))
+        other = evaluate_changed(session, sources, key, reformed(reform, as_of), baseline)
         seconds["reform"] = round(time.perf_counter() - started, 3)
     label = name or reform.name
-    return WhatIf(
-        label,
-        quarter,
-        as_of,
-        reform,
-        baseline,
-        other,
-        compare(label, str(quarter), baseline.warnings, other.warnings),
-        seconds,
-    )
+    started = time.perf_counter()
+    changes = compare(label, str(quarter), baseline.warnings, other.warnings)
+    seconds["compare"] = round(time.perf_counter() - started, 3)
+    return WhatIf(label, quarter, as_of, reform, baseline, other, changes, seconds, baseline_from)
 
 
 def _payments(warnings: pl.DataFrame) -> pl.DataFrame:
@@ -412,6 +421,7 @@ def write(out: Path, result: WhatIf) -> Path:
         **{k: int(v) for k, v in totals.items()},
         "monthly_cost_change_yuan": str(cost if cost is not None else Decimal(0)),
         "cost_computed_as": result.cost_note,
+        "baseline": result.baseline_from,
         "seconds": result.seconds,
     }
     outputs.whatif_record(result.name).write_text(

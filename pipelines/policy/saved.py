@@ -1,0 +1,155 @@
+"""The facts of an evaluated quarter, saved so that a reform is evaluated on them (`whatif.py`).
+
+The policy step leaves, beside the quarter's warnings, every fact model (`facts.MODELS`) and the
+raised warnings (`raised`) as evaluated, one Parquet file each under `<q>/policy/facts/`, and last
+a record `facts.json` of what they were built from: the fact models' SQL, each rule's version,
+the parameters in effect on `E`, and the size and modification time of every file the
+evaluation read or wrote (the staging tables of the quarter and of W, the warnings, `rule_runs`,
+`data_findings`, each saved fact). The record is removed before anything is written and written
+last, so a killed step leaves no record.
+
+`open_saved` gives the baseline back only while every one of those still holds; otherwise it
+says why not, and the caller builds the facts again from the staging tables (as when the quarter
+was evaluated on Spark, which saves no facts: `Engine.save_parquet`). The files hold identity
+numbers and names, as `policy/warnings.parquet` does, and stay in the quarter's `policy/`
+folder, which only publishing and what-if read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from pipelines.core.layout import Outputs, QuarterOutputs, aside
+from pipelines.policy import facts
+from pipelines.policy.catalogue import RAISED, catalogue
+from pipelines.policy.engine import Engine
+from pipelines.policy.evaluate import (
+    BASELINE_RAISED,
+    FINDING_SCHEMA,
+    RULE_RUN_SCHEMA,
+    WARNING_SCHEMA,
+    Evaluation,
+)
+
+SAVED = (*facts.MODELS, RAISED)  # the tables saved, each as <q>/policy/facts/<table>.parquet
+
+
+def _code() -> str:
+    """A digest of the SQL the facts are built with (the macros and every model)."""
+    digest = hashlib.sha256()
+    for name in ("macros", *facts.MODELS):
+        digest.update(name.encode() + b"\0" + facts.model_sql(name).encode("utf-8") + b"\0")
+    return digest.hexdigest()
+
+
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _inputs(q: QuarterOutputs, sources: facts.Sources) -> list[Path]:
+    """Every file the saved evaluation stands on, besides the saved facts themselves."""
+    written = [q.personal_warnings, q.table("rule_runs"), q.table("data_findings")]
+    return [*written, *(sources.staging[k] for k in sorted(sources.staging))]
+
+
+def save(engine: Engine, out: Path, sources: facts.Sources, evaluation: Evaluation) -> bool:
+    """Save the session's facts and raised warnings for the quarter just evaluated and written
+    (`evaluate.write`); False, with no facts left for the quarter, where the engine cannot."""
+    q = Outputs(out).quarter(evaluation.quarter)
+    q.saved_facts_record.unlink(missing_ok=True)
+    if not evaluation.processed:
+        _remove(q.saved_facts)
+        return False
+    q.saved_facts.mkdir(parents=True, exist_ok=True)
+    for table in SAVED:
+        path = q.saved_fact(table)
+        tmp = aside(path)
+        if not engine.save_parquet(table, tmp):
+            _remove(q.saved_facts)
+            return False
+        os.replace(tmp, path)
+    record = {
+        "quarter": evaluation.quarter,
+        "engine": engine.name,
+        "code": _code(),
+        "rules": {r.rule_id: r.rule_version for r in catalogue()},
+        "parameters": evaluation.parameters,
+        "files": {
+            str(path.relative_to(Path(out))): _stamp(path)
+            for path in [*_inputs(q, sources), *(q.saved_fact(t) for t in SAVED)]
+        },
+    }
+    tmp = aside(q.saved_facts_record)
+    tmp.write_text(json.dumps(record, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, q.saved_facts_record)
+    return True
+
+
+def _remove(folder: Path) -> None:
+    """No saved facts: none can be stale."""
+    if folder.exists():
+        shutil.rmtree(folder)
+
+
+@dataclass
+class Saved:
+    """A quarter's saved evaluation, still valid: the baseline, and where its facts lie."""
+
+    baseline: Evaluation
+    paths: dict[str, Path]  # table -> its Parquet file
+
+    def attach(self, engine: Engine) -> None:
+        """Each saved fact model as a view on its file (read where a query needs it), the
+        raised warnings as `BASELINE_RAISED`."""
+        for table, path in self.paths.items():
+            name = BASELINE_RAISED if table == RAISED else table
+            engine.view_of_parquet(name, path, pq.read_schema(path).names)
+
+
+def open_saved(out: Path, sources: facts.Sources, parameters: dict) -> Saved | str:
+    """The quarter's saved evaluation, or why it cannot serve: none saved, built with other SQL,
+    other rules or other parameters in effect on `E` (`parameters`: `facts.Bound.used` now), or
+    a file changed since."""
+    q = Outputs(out).quarter(sources.quarter)
+    try:
+        record = json.loads(q.saved_facts_record.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "no facts were saved for the quarter"
+    except (OSError, ValueError) as e:
+        return f"its record cannot be read ({type(e).__name__})"
+    if record.get("code") != _code():
+        return "the fact models have changed since"
+    if record.get("rules") != {r.rule_id: r.rule_version for r in catalogue()}:
+        return "the rules have changed since"
+    same = json.dumps(parameters, sort_keys=True, default=str)
+    if json.dumps(record.get("parameters"), sort_keys=True, default=str) != same:
+        return "the parameters in effect on the quarter's end have changed since"
+    paths = [*_inputs(q, sources), *(q.saved_fact(t) for t in SAVED)]
+    files = record.get("files") or {}
+    if set(files) != {str(p.relative_to(Path(out))) for p in paths}:
+        return "the quarter's staging tables are not those the facts were built from"
+    for path in paths:
+        try:
+            if _stamp(path) != files[str(path.relative_to(Path(out)))]:
+                return f"{path.relative_to(Path(out))} has changed since"
+        except FileNotFoundError:
+            return f"{path.relative_to(Path(out))} is missing"
+    baseline = Evaluation(
+        str(sources.quarter),
+        True,
+        pl.read_parquet(q.personal_warnings).cast(WARNING_SCHEMA),  # type: ignore[arg-type]
+        pl.read_parquet(q.table("rule_runs")).cast(RULE_RUN_SCHEMA),  # type: ignore[arg-type]
+        pl.read_parquet(q.table("data_findings")).cast(FINDING_SCHEMA),  # type: ignore[arg-type]
+        {},
+        record["parameters"],
+    )
+    return Saved(baseline, {t: q.saved_fact(t) for t in SAVED})

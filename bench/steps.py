@@ -229,8 +229,8 @@ def policy_spark(args: dict, tracer: Tracer) -> dict:
 def whatif(args: dict, tracer: Tracer) -> dict:
     """Stage `whatif`: the shipped reform (`rules/reforms/dibao_plus_5pct.yaml`, its values as
     in effect the day after the quarter) on the last quarter `quarter` left, as `safetynet
-    whatif` runs it: the staging tables loaded once, the baseline and the reform evaluated,
-    compared, written (folder, page, warehouse tables)."""
+    whatif` runs it: the baseline (the quarter's saved evaluation, while it holds), the reform
+    evaluated on its facts, compared, written (folder, page, warehouse tables)."""
     import datetime as dt
     import os
 
@@ -266,6 +266,7 @@ def whatif(args: dict, tracer: Tracer) -> dict:
         "seconds": seconds,
         "rows": rows_in,
         "parts": result.seconds,
+        "baseline": result.baseline_from,
         "newly_flagged": int(c["newly_flagged"].sum()),
         "no_longer_flagged": int(c["no_longer_flagged"].sum()),
     }

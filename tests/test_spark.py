@@ -124,6 +124,26 @@ def test_both_engines_give_the_same_lifecycle_and_data_findings(both_runs, quart
         assert {"CARRIED_OVER", "RECURRING", "RESOLVED"} <= statuses
 
 
+def test_a_reform_on_a_quarter_evaluated_on_spark_is_compared_from_its_staging_tables(both_runs):
+    """Spark saves no facts (`Engine.save_parquet`): `safetynet whatif` on its quarter builds
+    them again, and compares as on the quarter DuckDB evaluated and saved."""
+    from pipelines.core.pseudonym import DEMO_KEY
+    from pipelines.policy import whatif
+
+    quarter = QUARTERS[-1]
+    example = Path(__file__).resolve().parent.parent / "rules" / "reforms" / "dibao_plus_5pct.yaml"
+    reform = whatif.load_reform(example)
+    assert not Outputs(both_runs["spark"]).quarter(quarter).saved_facts.exists()
+    results = {
+        e: whatif.run(both_runs[e], quarter, reform, DEMO_KEY.encode(), as_of=dt.date(2026, 10, 1))
+        for e in ("duckdb", "spark")
+    }
+    assert results["duckdb"].baseline_from == "the quarter's saved evaluation"
+    assert results["spark"].baseline_from == "evaluated again: no facts were saved for the quarter"
+    assert results["spark"].changes.equals(results["duckdb"].changes)
+    assert results["duckdb"].changes["newly_flagged"].sum() > 0
+
+
 @pytest.mark.parametrize("quarter", QUARTERS, ids=str)
 def test_both_engines_write_byte_identical_routed_files(both_runs, quarter):
     files = {

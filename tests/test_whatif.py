@@ -445,3 +445,45 @@ def test_a_comparison_waits_for_no_run_it_is_refused_while_one_writes_the_folder
     finally:
         lock.close()
     assert cli.main(args) == 0
+
+
+# --- what a change reaches, column by column (pipelines/policy/lineage.py) --------------------
+
+
+def _reached_rules(changed: list[str]) -> set[str]:
+    from pipelines.policy.catalogue import catalogue
+    from pipelines.policy.lineage import Reach
+
+    reach = Reach(changed)
+    return {r.rule_id for r in catalogue() if reach.sql(r.rule_id, r.sql).anything}
+
+
+def test_the_dibao_standard_reaches_the_standard_of_each_person_and_household_not_their_rows():
+    from pipelines.policy.lineage import Reach
+
+    reach = Reach(["dibao_standard"])
+    assert (
+        reach.model("fct_persons").columns == {"standard"} and not reach.model("fct_persons").rows
+    )
+    assert not reach.model("int_persons").anything  # the person join is not built again
+    assert {"below_dibao", "dibao_line"} <= reach.model("fct_candidate_households").columns
+    assert "size" not in reach.model("fct_candidate_households").columns
+    assert {"NE_DIBAO", "NLE_INCOME"} <= _reached_rules(["dibao_standard"])
+    assert "PNI_MEDICAL_ENROLMENT" not in _reached_rules(["dibao_standard"])
+
+
+def test_a_medical_spending_threshold_reaches_which_people_are_looked_at_so_every_rule():
+    from pipelines.policy.catalogue import catalogue
+    from pipelines.policy.lineage import Reach
+
+    assert Reach(["hardship_oop_12m"]).model("int_persons").rows
+    assert _reached_rules(["hardship_oop_12m"]) == {r.rule_id for r in catalogue()}
+
+
+def test_the_working_age_reaches_the_employment_rule_alone_and_no_fact():
+    from pipelines.policy import facts
+    from pipelines.policy.lineage import Reach
+
+    reach = Reach(["working_age"])
+    assert not any(reach.model(m).anything for m in facts.MODELS)
+    assert _reached_rules(["working_age"]) == {"PNI_EMPLOYMENT_ASSISTANCE"}

@@ -22,3 +22,8 @@ Modules, in the order data meets them:
 - `arrival` — whether a quarter's landing folder has arrived (for the landing sensor);
 - `stage` — the steps the quarterly job runs (one extract, the feedback, the accounting).
 """
+
+from pipelines.core.deferred import defer_unused
+
+# before Great Expectations is imported by `expectations` or `datadocs`
+defer_unused()

@@ -465,6 +465,7 @@ def whatif_comparison(
             "whatif": result.name,
             "quarter": str(result.quarter),
             "as_of": result.as_of.isoformat(),
+            "baseline": result.baseline_from,
             "baseline_warnings": int(c["baseline_warnings"].sum()),
             "reform_warnings": int(c["reform_warnings"].sum()),
             "newly_flagged": int(c["newly_flagged"].sum()),

@@ -6,7 +6,8 @@ In:  the gate's results `<out>/<q>/gate/*.json` and staging tables
      catalogue (`rules/catalogue/`).
 Out: `<out>/<q>/policy/warnings.parquet` (the raised warnings with identity numbers and names:
      personal, read by publishing only), `<out>/<q>/tables/rule_runs.parquet` and
-     `data_findings.parquet`.
+     `data_findings.parquet`; `<out>/<q>/policy/facts/` (the fact models and raised warnings as
+     evaluated, personal, read by what-if only); a reform's comparison in `<out>/whatif/<name>/`.
 
 Modules:
 - `engine` — the engine seam: what the stage asks of a SQL engine; DuckDB behind it;
@@ -15,5 +16,6 @@ Modules:
 - `evaluate` — the one evaluator: every rule in order, NOT_EVALUATED with its reason, warnings
   with evidence, `rule_runs`, data findings;
 - `stage` — the step the quarterly job runs;
+- `saved` — the quarter's facts as evaluated, saved and checked before what-if uses them;
 - `whatif` — a policy reform evaluated on a published quarter against its baseline.
 """

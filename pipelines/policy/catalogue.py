@@ -51,6 +51,18 @@ CATEGORIES = (
 )
 SUBJECTS = ("PERSON", "HOUSEHOLD")
 RAISED = "raised"  # the warnings raised so far this quarter (for the suppressing rules)
+RAISED_COLUMNS = {
+    "rule_id": "text",
+    "category": "code",
+    "subject_type": "code",
+    "subject_id": "text",
+    "household_id": "text",
+    "household_source": "code",
+    "county_code": "county",
+    "display_id": "id",
+    "evidence": "json",
+    "reason_zh": "text",
+}
 # `$names` the evaluator binds itself, besides the parameters
 EVALUATOR_VALUES = ("quarter", "quarter_end", "programmes", "window_quarters")
 
@@ -153,22 +165,6 @@ def model_reads() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
     return out
 
 
-def _reaching(reads: Reads) -> set[str]:
-    used = _parameters_of(reads)
-    models = model_reads()
-    for table in reads.tables & models.keys():
-        used |= models[table][1]
-    return used
-
-
-@functools.cache
-def parameters_reaching(rule: Rule) -> frozenset[str]:
-    """The parameters that can change what a rule raises: those its SQL binds and those of the
-    fact models it reads, at any depth (not those of the rules it reads in `raised`: a caller
-    follows `after` itself). `parameters` declares a subset of these (`_check`)."""
-    return frozenset(_reaching(sql_reads(rule.sql, rule.rule_id)))
-
-
 # --- loading and checking a rule ---------------------------------------------------------------
 
 
@@ -191,7 +187,7 @@ def _check(rule: Rule, where: str, rule_ids: set[str]) -> None:
     if bad:
         fail(f"reads names {', '.join(bad)}: not an extract besides the registry and roster")
     models = model_reads()
-    reachable, parameters_used = set(), _reaching(reads)
+    reachable, parameters_used = set(), _parameters_of(reads)
     for table in sorted(reads.tables):
         if table in extracts:
             reachable.add(extracts[table])
@@ -199,6 +195,7 @@ def _check(rule: Rule, where: str, rule_ids: set[str]) -> None:
                 fail(f"the SQL reads {table} but reads does not declare {extracts[table]}")
         elif table in models:
             reachable |= models[table][0]
+            parameters_used |= models[table][1]
         elif table not in parameter_tables() and table != RAISED:
             fail(f"the SQL reads {table}: not a fact model, an extract or a parameter table")
     unreachable = sorted(set(rule.reads) - reachable)

@@ -24,15 +24,9 @@ from pipelines.core.faults import crash_point
 from pipelines.core.layout import Outputs, aside
 from pipelines.core.parameters import Parameter
 from pipelines.policy import facts
-from pipelines.policy.catalogue import (
-    CATEGORIES,
-    RAISED,
-    Rule,
-    catalogue,
-    model_reads,
-    parameters_reaching,
-)
+from pipelines.policy.catalogue import CATEGORIES, RAISED, RAISED_COLUMNS, Rule, catalogue
 from pipelines.policy.engine import DEFAULT_MEMORY, DuckDBEngine, Engine
+from pipelines.policy.lineage import Reach
 
 CORE = [f"{d}/{e}" for d, e in CORE_EXTRACTS]
 # one row per warning of the quarter, with the person it is shown under (outputs.md §1 columns
@@ -74,18 +68,6 @@ FINDING_SCHEMA = {
 
 # the baseline's raised warnings, in a session that evaluates a reform (`evaluate_changed`)
 BASELINE_RAISED = "baseline_raised"
-RAISED_COLUMNS = {
-    "rule_id": "text",
-    "category": "code",
-    "subject_type": "code",
-    "subject_id": "text",
-    "household_id": "text",
-    "household_source": "code",
-    "county_code": "county",
-    "display_id": "id",
-    "evidence": "json",
-    "reason_zh": "text",
-}
 
 
 # the raised warnings with the names of the persons they are about, and the data findings
@@ -213,15 +195,22 @@ def evaluate_changed(
         if _comparable(bound.used.get(name)) != _comparable(baseline.parameters.get(name))
     }
     engine.define_macros(facts.model_sql("macros"))
-    models = model_reads()
+    # a keyed parameter that gains or loses a key (or its value) adds or removes rows of the
+    # parameter table that holds it
+    reshaped = {
+        name
+        for name in changed
+        if _keys(bound.used.get(name)) != _keys(baseline.parameters.get(name))
+    }
+    reach = Reach(changed, reshaped)
     for name in facts.MODELS:
-        if models[name][1] & changed:
+        if reach.model(name).anything:
             started = time.perf_counter()
             engine.create_table_as(name, facts.model_sql(name), bound.sql)
             seconds[name] = round(time.perf_counter() - started, 3)
     again: set[str] = set()
     for rule in catalogue():
-        if parameters_reaching(rule) & changed or set(rule.after) & again:
+        if reach.sql(rule.rule_id, rule.sql).anything or set(rule.after) & again:
             again.add(rule.rule_id)
     read_by_again = {name for rule in catalogue() if rule.rule_id in again for name in rule.after}
     baseline_runs = {r["rule_id"]: r for r in baseline.rule_runs.iter_rows(named=True)}
@@ -245,7 +234,7 @@ def evaluate_changed(
     warnings = pl.concat([kept, fresh]).sort("rule_id", "warning_key")
     findings = (
         pl.from_arrow(engine.arrow(FINDINGS_SQL)).cast(FINDING_SCHEMA)  # type: ignore[arg-type]
-        if models["fct_data_findings"][1] & changed
+        if reach.model("fct_data_findings").anything
         else baseline.data_findings
     )
     return Evaluation(
@@ -257,6 +246,11 @@ def evaluate_changed(
         seconds,
         bound.used,
     )
+
+
+def _keys(value: Any) -> frozenset[str] | None:
+    """A parameter value's keys (a keyed one's), or None for a missing or unkeyed value."""
+    return frozenset(value) if isinstance(value, dict) and value else None
 
 
 def _comparable(value: Any) -> str:

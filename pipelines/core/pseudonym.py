@@ -12,8 +12,9 @@ hashing every plausible identity number, and the key is quoted in files and feed
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import hmac
+from typing import Any
 
 DEMO_KEY = "DEMO-KEY-NOT-FOR-PRODUCTION:safetynet-synthetic-data-only"
 # HMAC-SHA-256's own strength: a shorter secret is easier to guess than the hash is to break, and
@@ -48,7 +49,27 @@ def checked(key: bytes, name: str) -> bytes:
 
 
 def digest(key: bytes, text: str) -> str:
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    """HMAC-SHA-256 of `text` under `key`, in hex: `hmac.new(key, text, sha256).hexdigest()`,
+    from the key's two padded hash states computed once (RFC 2104), which takes half the time
+    of keying an `hmac` object for each of the millions of keys a province quarter needs
+    (tests/test_pseudonym.py checks the two agree)."""
+    inner_state, outer_state = _pads(key)
+    inner = inner_state.copy()
+    inner.update(text.encode("utf-8"))
+    outer = outer_state.copy()
+    outer.update(inner.digest())
+    return outer.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _pads(key: bytes) -> tuple[Any, Any]:
+    block = hashlib.sha256().block_size
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    return inner, outer
 
 
 def person_key(key: bytes, id_number: str | None) -> str | None:

@@ -17,5 +17,6 @@ Modules:
   with evidence, `rule_runs`, data findings;
 - `stage` — the step the quarterly job runs;
 - `saved` — the quarter's facts as evaluated, saved and checked before what-if uses them;
+- `lineage` — which fact model columns and rules a change of parameters reaches;
 - `whatif` — a policy reform evaluated on a published quarter against its baseline.
 """

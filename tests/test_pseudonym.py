@@ -1,0 +1,29 @@
+"""Pseudonyms are HMAC-SHA-256 (`pipelines/core/pseudonym.py`)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+
+import pytest
+
+from pipelines.core import pseudonym
+
+
+@pytest.mark.parametrize("length", [1, 32, 63, 64, 65, 200])
+def test_a_digest_is_the_standard_hmac_sha256_for_a_key_of_any_length(length):
+    rng = random.Random(length)
+    key = bytes(rng.randrange(256) for _ in range(length))
+    for text in ["", "person|350102199001011234", "warning|NE_DIBAO|ROSTER:C1", "低保" * 50]:
+        expected = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+        assert pseudonym.digest(key, text) == expected
+
+
+def test_a_person_key_and_a_warning_key_keep_their_shape_and_differ_by_key():
+    a, b = b"a" * 32, b"b" * 32
+    assert len(pseudonym.person_key(a, "350102199001011234")) == 32
+    assert pseudonym.warning_key(a, "NE_DIBAO", "HOUSEHOLD", "ROSTER", "C1").startswith("NE_DIBAO-")
+    assert pseudonym.person_key(a, "350102199001011234") != pseudonym.person_key(
+        b, "350102199001011234"
+    )

@@ -170,10 +170,11 @@ def quarter(args: dict, tracer: Tracer) -> dict:
 def policy(args: dict, tracer: Tracer) -> dict:
     """Stage `policy`: facts and rules (pipelines.policy.evaluate) for the last quarter, on the
     staging tables the `quarter` stage left — the comparison alone, in its own process, on the
-    engine `args["engine"]` (DuckDB unless said). For Spark, the session is started first (its
-    start is reported apart) and the JVM's own peak RSS is read from /proc before the step ends:
-    the step's peak RSS is then the Python process's plus the JVM's (an upper bound of the two
-    together)."""
+    engine `args["engine"]` (DuckDB unless said) — then the facts saved as the policy step
+    saves them (`save_facts_seconds`, apart; none on Spark). For Spark, the session is started
+    first (its start is reported apart) and the JVM's own peak RSS is read from /proc before the
+    step ends: the step's peak RSS is then the Python process's plus the JVM's (an upper bound
+    of the two together)."""
     import os
 
     import pyarrow.parquet as pq
@@ -183,7 +184,7 @@ def policy(args: dict, tracer: Tracer) -> dict:
     from pipelines.core.quarters import parse_quarter_list
     from pipelines.orchestration.resources import KEY_ENV, Settings
     from pipelines.policy import evaluate as rules
-    from pipelines.policy import facts
+    from pipelines.policy import facts, saved
     from pipelines.policy.engine import open_engine
 
     engine_name = args.get("engine", "duckdb")
@@ -201,6 +202,9 @@ def policy(args: dict, tracer: Tracer) -> dict:
     t0 = time.perf_counter()
     evaluation = tracer.span("facts + rules", rules.evaluate, sources, key, engine=engine)
     seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()  # as the policy step does after writing the warnings
+    kept = tracer.span("save facts", saved.save, engine, out, sources, evaluation)
+    save_seconds = time.perf_counter() - t0
     jvm = {}
     if engine_name == "spark":
         pid = engine.spark.sparkContext._gateway.proc.pid  # the JVM pyspark started
@@ -216,6 +220,7 @@ def policy(args: dict, tracer: Tracer) -> dict:
         "warnings": evaluation.warnings.height,
         "rules_evaluated": int((evaluation.rule_runs["status"] == "EVALUATED").sum()),
         "model_seconds": evaluation.seconds,
+        "save_facts_seconds": round(save_seconds, 2) if kept else None,
         "memory_limit": memory,
         **jvm,
     }

@@ -27,3 +27,30 @@ def test_a_person_key_and_a_warning_key_keep_their_shape_and_differ_by_key():
     assert pseudonym.person_key(a, "350102199001011234") != pseudonym.person_key(
         b, "350102199001011234"
     )
+
+
+def test_a_whole_column_of_keys_is_each_row_keyed_alone_in_the_same_order():
+    import polars as pl
+
+    key = b"k" * 40
+    rng = random.Random(7)
+    ids = [f"3501{rng.randrange(10**14):014d}" for _ in range(2000)] + [None, "低保"]
+    assert pseudonym.person_keys(key, pl.Series(ids)).to_list() == [
+        pseudonym.person_key(key, v) for v in ids
+    ]
+    frame = pl.DataFrame(
+        {
+            "rule_id": ["NE_DIBAO", "PNI_MEDICAL_ENROLMENT", "NE_TEKUN"] * 700,
+            "subject_type": ["HOUSEHOLD", "PERSON", "PERSON"] * 700,
+            "household_source": ["ROSTER", None, "REGISTRY"] * 700,
+            "subject_id": [f"S{rng.randrange(10**9)}" for _ in range(2100)],
+        }
+    ).with_columns(
+        pl.when(pl.int_range(pl.len()) == 5)
+        .then(None)
+        .otherwise(pl.col("subject_id"))
+        .alias("subject_id")
+    )
+    assert pseudonym.warning_keys(key, frame).to_list() == [
+        pseudonym.warning_key(key, *row) for row in frame.iter_rows()
+    ]

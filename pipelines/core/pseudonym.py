@@ -16,6 +16,9 @@ import functools
 import hashlib
 from typing import Any
 
+import duckdb
+import polars as pl
+
 DEMO_KEY = "DEMO-KEY-NOT-FOR-PRODUCTION:safetynet-synthetic-data-only"
 # HMAC-SHA-256's own strength: a shorter secret is easier to guess than the hash is to break, and
 # whoever guesses it recomputes every person_key and warning_key from a list of identity numbers
@@ -63,13 +66,17 @@ def digest(key: bytes, text: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _pads(key: bytes) -> tuple[Any, Any]:
+    inner, outer = _pad_blocks(key)
+    return hashlib.sha256(inner), hashlib.sha256(outer)
+
+
+def _pad_blocks(key: bytes) -> tuple[bytes, bytes]:
+    """The key's inner and outer padded blocks (RFC 2104)."""
     block = hashlib.sha256().block_size
     if len(key) > block:
         key = hashlib.sha256(key).digest()
     key = key.ljust(block, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-    return inner, outer
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
 def person_key(key: bytes, id_number: str | None) -> str | None:
@@ -86,3 +93,44 @@ def warning_key(
     """A stable id of (rule, subject): `<rule_id>-<16 hex>`, the same every quarter."""
     scope = subject if subject_type == "PERSON" else f"{source}:{subject}"
     return f"{rule_id}-{digest(key, f'warning|{rule_id}|{scope}')[:16]}"
+
+
+# The same keys for a whole column at once, computed by DuckDB (its `sha256` over the key's
+# padded blocks, RFC 2104: HMAC = H(outer pad ‖ H(inner pad ‖ message))), on every core: a
+# province quarter's 1.7 million warning keys in well under a second instead of seconds of
+# Python. tests/test_pseudonym.py checks them against `person_key` and `warning_key`.
+_HMAC = "sha256($outer || unhex(sha256($inner || encode({message}))))"
+
+
+def _keyed_column(key: bytes, frame: pl.DataFrame, message: str, result: str) -> pl.Series:
+    """`result` (SQL over `message`'s hex HMAC, `h`) for each row of `frame`, in order."""
+    inner, outer = _pad_blocks(key)
+    # in the rows' order: a projection keeps it while `preserve_insertion_order` is on (the
+    # default)
+    with duckdb.connect(config={"preserve_insertion_order": True}) as con:
+        con.register("keyed", frame.to_arrow())
+        keys = con.sql(
+            f"select {result} as k from (select *, {_HMAC.format(message=message)} as h "
+            "from keyed)",
+            params={"inner": inner, "outer": outer},
+        ).to_arrow_table()
+    return pl.Series(keys.column("k"), dtype=pl.String)
+
+
+def person_keys(key: bytes, id_numbers: pl.Series) -> pl.Series:
+    """`person_key` of each identity number (null for null)."""
+    frame = pl.DataFrame({"id_number": id_numbers.cast(pl.String)})
+    return _keyed_column(key, frame, "'person|' || id_number", "left(h, 32)").alias("person_key")
+
+
+def warning_keys(key: bytes, frame: pl.DataFrame) -> pl.Series:
+    """`warning_key` of each row of `frame` (`rule_id`, `subject_type`, `household_source`,
+    `subject_id`); a missing source or subject reads `None`, as in `warning_key`."""
+    rows = frame.select("rule_id", "subject_type", "household_source", "subject_id")
+    scope = (
+        "case when subject_type = 'PERSON' then coalesce(subject_id, 'None') else "
+        "coalesce(household_source, 'None') || ':' || coalesce(subject_id, 'None') end"
+    )
+    return _keyed_column(
+        key, rows, f"'warning|' || rule_id || '|' || {scope}", "rule_id || '-' || left(h, 16)"
+    ).alias("warning_key")

@@ -122,6 +122,11 @@ def sql_reads(sql: str, where: str) -> Reads:
     return Reads(frozenset(tables), frozenset(values), frozenset(columns))
 
 
+def reads_an_extract(sql: str) -> bool:
+    """Whether a SQL text reads an extract's staging table directly."""
+    return bool(sql_reads(sql, "sql").tables & _extract_tables().keys())
+
+
 def _extract_tables() -> dict[str, str]:
     """`<dept>_<extract>` table -> `<dept>/<extract>`."""
     return {

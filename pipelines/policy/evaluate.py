@@ -24,7 +24,14 @@ from pipelines.core.faults import crash_point
 from pipelines.core.layout import Outputs, aside
 from pipelines.core.parameters import Parameter
 from pipelines.policy import facts
-from pipelines.policy.catalogue import CATEGORIES, RAISED, RAISED_COLUMNS, Rule, catalogue
+from pipelines.policy.catalogue import (
+    CATEGORIES,
+    RAISED,
+    RAISED_COLUMNS,
+    Rule,
+    catalogue,
+    reads_an_extract,
+)
 from pipelines.policy.engine import DEFAULT_MEMORY, DuckDBEngine, Engine
 from pipelines.policy.lineage import Reach
 
@@ -176,6 +183,8 @@ def evaluate_changed(
     key: bytes,
     every: Mapping[str, Parameter],
     baseline: Evaluation,
+    *,
+    staging_loaded: bool = True,
 ) -> Evaluation:
     """What `evaluate_loaded(engine, sources, key, every)` returns, evaluating only what a
     changed parameter reaches. The session holds the staging tables, the baseline's fact models
@@ -204,16 +213,23 @@ def evaluate_changed(
         if _keys(bound.used.get(name)) != _keys(baseline.parameters.get(name))
     }
     reach = Reach(changed, reshaped)
-    seconds["what_changed"] = round(time.perf_counter() - started, 3)
-    for name in facts.MODELS:
-        if reach.model(name).anything:
-            started = time.perf_counter()
-            engine.create_table_as(name, facts.model_sql(name), bound.sql)
-            seconds[name] = round(time.perf_counter() - started, 3)
+    rebuilt = [name for name in facts.MODELS if reach.model(name).anything]
     again: set[str] = set()
     for rule in catalogue():
         if reach.sql(rule.rule_id, rule.sql).anything or set(rule.after) & again:
             again.add(rule.rule_id)
+    seconds["what_changed"] = round(time.perf_counter() - started, 3)
+    texts = [facts.model_sql(m) for m in rebuilt] + [
+        r.sql for r in catalogue() if r.rule_id in again
+    ]
+    if not staging_loaded and any(reads_an_extract(text) for text in texts):
+        started = time.perf_counter()
+        facts.load(engine, sources)  # only when something evaluated again reads an extract
+        seconds["load"] = round(time.perf_counter() - started, 3)
+    for name in rebuilt:
+        started = time.perf_counter()
+        engine.create_table_as(name, facts.model_sql(name), bound.sql)
+        seconds[name] = round(time.perf_counter() - started, 3)
     read_by_again = {name for rule in catalogue() if rule.rule_id in again for name in rule.after}
     baseline_runs = {r["rule_id"]: r for r in baseline.rule_runs.iter_rows(named=True)}
     engine.create_table(RAISED, RAISED_COLUMNS)
@@ -240,7 +256,7 @@ def evaluate_changed(
     by_rule = {
         rule: rows
         for side, keep in ((baseline.warnings, False), (fresh, True))
-        for (rule,), rows in side.partition_by("rule_id", as_dict=True).items()
+        for rule, rows in _rule_slices(side)
         if (rule in again) == keep
     }
     parts = [by_rule[rule] for rule in sorted(by_rule)]
@@ -260,6 +276,16 @@ def evaluate_changed(
         seconds,
         bound.used,
     )
+
+
+def _rule_slices(warnings: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """Each rule's rows of warnings sorted by rule, as slices of the frame (no copy)."""
+    runs = warnings.select(pl.col("rule_id").rle()).unnest("rule_id")
+    out, offset = [], 0
+    for length, rule in runs.select("len", "value").iter_rows():
+        out.append((rule, warnings.slice(offset, length)))
+        offset += length
+    return out
 
 
 def _keys(value: Any) -> frozenset[str] | None:
@@ -352,12 +378,7 @@ def _warnings(
         )
     if frame.is_empty():
         return pl.DataFrame(schema=WARNING_SCHEMA)
-    keys = [
-        pseudonym.warning_key(key, r, t, s, subject)
-        for r, t, s, subject in frame.select(
-            "rule_id", "subject_type", "household_source", "subject_id"
-        ).iter_rows()
-    ]
+    keys = pseudonym.warning_keys(key, frame)
     meta = pl.DataFrame(
         [
             {
@@ -372,7 +393,7 @@ def _warnings(
     )
     return (
         frame.with_columns(
-            pl.Series("warning_key", keys, pl.String),
+            keys,
             pl.lit(quarter).alias("quarter"),
         )
         .join(meta, on="rule_id", how="left")

@@ -92,9 +92,8 @@ def accepted_feedback(out: Path, quarter: Quarter) -> pl.DataFrame:
 def analyst_warnings(warnings: pl.DataFrame, key: bytes) -> pl.DataFrame:
     """The warnings as analysts may see them (outputs.md §2): no identity number and no name;
     a pseudonymous `person_key` and the masked number instead."""
-    keys = [pseudonym.person_key(key, v) for v in warnings["id_number"].to_list()]
     return warnings.with_columns(
-        pl.Series("person_key", keys, pl.String),
+        pseudonym.person_keys(key, warnings["id_number"]),
         mask_expr(pl.col("id_number")).alias("id_masked"),
     ).drop("id_number", "name")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from pipelines.policy.catalogue import (
     Rule,
     catalogue,
     reads_an_extract,
+    sql_reads,
 )
 from pipelines.policy.engine import DEFAULT_MEMORY, DuckDBEngine, Engine
 from pipelines.policy.lineage import Reach
@@ -184,7 +185,7 @@ def evaluate_changed(
     every: Mapping[str, Parameter],
     baseline: Evaluation,
     *,
-    staging_loaded: bool = True,
+    saved_models: Collection[str] | None = None,
 ) -> Evaluation:
     """What `evaluate_loaded(engine, sources, key, every)` returns, evaluating only what a
     changed parameter reaches. The session holds the staging tables, the baseline's fact models
@@ -194,7 +195,12 @@ def evaluate_changed(
     SQL (`lineage.Reach`): the fact models it reaches are built again, in order; a rule is
     evaluated again when it reaches the rule's result or the rule reads the warnings of a rule
     evaluated again (`after`). Every other rule's run and warnings are the baseline's
-    (tests/test_whatif.py checks the two ways give the same evaluation)."""
+    (tests/test_whatif.py checks the two ways give the same evaluation).
+
+    `saved_models`: the session holds only these fact models (a quarter's saved evaluation,
+    `saved.py`) and no staging table. Any other model the evaluation reads is then built too,
+    with `every` (which does not reach it, so its rows are the baseline's), and the staging
+    tables are loaded only if something built or evaluated again reads an extract."""
     quarter = str(sources.quarter)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -213,20 +219,28 @@ def evaluate_changed(
         if _keys(bound.used.get(name)) != _keys(baseline.parameters.get(name))
     }
     reach = Reach(changed, reshaped)
-    rebuilt = [name for name in facts.MODELS if reach.model(name).anything]
+    reached = {name for name in facts.MODELS if reach.model(name).anything}
     again: set[str] = set()
     for rule in catalogue():
         if reach.sql(rule.rule_id, rule.sql).anything or set(rule.after) & again:
             again.add(rule.rule_id)
-    seconds["what_changed"] = round(time.perf_counter() - started, 3)
-    texts = [facts.model_sql(m) for m in rebuilt] + [
-        r.sql for r in catalogue() if r.rule_id in again
-    ]
-    if not staging_loaded and any(reads_an_extract(text) for text in texts):
-        started = time.perf_counter()
-        facts.load(engine, sources)  # only when something evaluated again reads an extract
-        seconds["load"] = round(time.perf_counter() - started, 3)
-    for name in rebuilt:
+    built = [name for name in facts.MODELS if name in reached]
+    if saved_models is not None:
+        texts = [r.sql for r in catalogue() if r.rule_id in again]
+        texts += [WARNINGS_SQL] if again else []
+        texts += [FINDINGS_SQL] if "fct_data_findings" in reached else []
+        needed = {t for text in texts for t in sql_reads(text, "sql").tables}
+        for name in reversed(facts.MODELS):  # a model reads only models before it
+            if name in reached or (name in needed and name not in saved_models):
+                needed |= sql_reads(facts.model_sql(name), name).tables
+        built = [m for m in facts.MODELS if m in reached or (m in needed - set(saved_models))]
+        texts += [facts.model_sql(m) for m in built]
+        if any(reads_an_extract(text) for text in texts):
+            loading = time.perf_counter()
+            facts.load(engine, sources)  # only when something evaluated reads an extract
+            seconds["load"] = round(time.perf_counter() - loading, 3)
+    seconds["what_changed"] = round(time.perf_counter() - started - seconds.get("load", 0), 3)
+    for name in built:
         started = time.perf_counter()
         engine.create_table_as(name, facts.model_sql(name), bound.sql)
         seconds[name] = round(time.perf_counter() - started, 3)

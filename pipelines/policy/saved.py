@@ -1,7 +1,8 @@
 """The facts of an evaluated quarter, saved so that a reform is evaluated on them (`whatif.py`).
 
-The policy step leaves, beside the quarter's warnings, every fact model (`facts.MODELS`) and the
-raised warnings (`raised`) as evaluated, one Parquet file each under `<q>/policy/facts/`, and last
+The policy step leaves, beside the quarter's warnings, the costly fact models (`SAVED`: the
+person and household models over the registry) and the raised warnings (`raised`) as
+evaluated, one Parquet file each under `<q>/policy/facts/`, and last
 a record `facts.json` of what they were built from: the fact models' SQL, each rule's version,
 the parameters in effect on `E`, and the size and modification time of every file the
 evaluation read or wrote (the staging tables of the quarter and of W, the warnings, `rule_runs`,
@@ -39,7 +40,11 @@ from pipelines.policy.evaluate import (
     Evaluation,
 )
 
-SAVED = (*facts.MODELS, RAISED)  # the tables saved, each as <q>/policy/facts/<table>.parquet
+# The tables saved, each as <q>/policy/facts/<table>.parquet: the models whose building is the
+# quarter's cost (the joins and aggregations over the registry), and the raised warnings. The
+# others are cheap from these (the thin `fct_` layer) or read only by what a reform of their
+# own parameters builds again anyway; what-if builds them when it needs them.
+SAVED = ("int_persons", "int_roster_households", "int_registry_households", RAISED)
 
 
 def _code() -> str:
@@ -83,10 +88,8 @@ def save(engine: Engine, out: Path, sources: facts.Sources, evaluation: Evaluati
         "code": _code(),
         "rules": {r.rule_id: r.rule_version for r in catalogue()},
         "parameters": evaluation.parameters,
-        "files": {
-            str(path.relative_to(Path(out))): _stamp(path)
-            for path in [*_inputs(q, sources), *(q.saved_fact(t) for t in SAVED)]
-        },
+        "files": {str(p.relative_to(Path(out))): _stamp(p) for p in _inputs(q, sources)},
+        "saved": {table: _stamp(q.saved_fact(table)) for table in SAVED},
     }
     tmp = aside(q.saved_facts_record)
     tmp.write_text(json.dumps(record, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
@@ -106,6 +109,10 @@ class Saved:
 
     baseline: Evaluation
     paths: dict[str, Path]  # table -> its Parquet file
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(t for t in self.paths if t != RAISED)
 
     def attach(self, engine: Engine) -> None:
         """Each saved fact model as a view on its file (read where a query needs it), the
@@ -133,13 +140,17 @@ def open_saved(out: Path, sources: facts.Sources, parameters: dict) -> Saved | s
     same = json.dumps(parameters, sort_keys=True, default=str)
     if json.dumps(record.get("parameters"), sort_keys=True, default=str) != same:
         return "the parameters in effect on the quarter's end have changed since"
-    paths = [*_inputs(q, sources), *(q.saved_fact(t) for t in SAVED)]
+    if set(record.get("saved") or ()) != set(SAVED):
+        return "the facts were saved by another version of safetynet"
     files = record.get("files") or {}
-    if set(files) != {str(p.relative_to(Path(out))) for p in paths}:
+    inputs = _inputs(q, sources)
+    if set(files) != {str(p.relative_to(Path(out))) for p in inputs}:
         return "the quarter's staging tables are not those the facts were built from"
-    for path in paths:
+    stamps = [(p, files[str(p.relative_to(Path(out)))]) for p in inputs]
+    stamps += [(q.saved_fact(t), record["saved"][t]) for t in SAVED]
+    for path, stamp in stamps:
         try:
-            if _stamp(path) != files[str(path.relative_to(Path(out)))]:
+            if _stamp(path) != stamp:
                 return f"{path.relative_to(Path(out))} has changed since"
         except FileNotFoundError:
             return f"{path.relative_to(Path(out))} is missing"

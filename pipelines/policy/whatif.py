@@ -335,7 +335,7 @@ def run(
             key,
             reformed(reform, as_of),
             baseline,
-            staging_loaded=not isinstance(found, saved.Saved),
+            saved_models=found.models if isinstance(found, saved.Saved) else None,
         )
         seconds["reform"] = round(time.perf_counter() - started, 3)
     label = name or reform.name

@@ -75,6 +75,9 @@ def save(engine: Engine, out: Path, sources: facts.Sources, evaluation: Evaluati
         _remove(q.saved_facts)
         return False
     q.saved_facts.mkdir(parents=True, exist_ok=True)
+    for left in q.saved_facts.glob("*.parquet"):  # what an earlier version saved: not kept
+        if left.stem not in SAVED:
+            left.unlink()
     for table in SAVED:
         path = q.saved_fact(table)
         tmp = aside(path)

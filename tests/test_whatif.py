@@ -486,3 +486,14 @@ def test_the_working_age_reaches_the_employment_rule_alone_and_no_fact():
     reach = Reach(["working_age"])
     assert not any(reach.model(m).anything for m in facts.MODELS)
     assert _reached_rules(["working_age"]) == {"PNI_EMPLOYMENT_ASSISTANCE"}
+
+
+def test_a_staging_table_outside_the_output_folder_is_recorded_by_its_whole_path(tmp_path):
+    """The gate's results name their staging tables by full path: an output folder copied
+    elsewhere still points at the old one's for earlier quarters of W."""
+    from pipelines.policy import saved
+
+    out = tmp_path / "out"
+    assert saved._named(out / "2026Q3" / "staging" / "a.parquet", out) == "2026Q3/staging/a.parquet"
+    elsewhere = tmp_path / "old" / "2026Q2" / "staging" / "a.parquet"
+    assert saved._named(elsewhere, out) == str(elsewhere)

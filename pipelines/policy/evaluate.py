@@ -293,8 +293,10 @@ def evaluate_changed(
 
 
 def _rule_slices(warnings: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
-    """Each rule's rows of warnings sorted by rule, as slices of the frame (no copy)."""
+    """Each rule's rows of warnings sorted by rule and key, as slices of the frame (no copy)."""
     runs = warnings.select(pl.col("rule_id").rle()).unnest("rule_id")
+    if runs.height != runs["value"].n_unique():  # not sorted after all: sorted here
+        return _rule_slices(warnings.sort("rule_id", "warning_key"))
     out, offset = [], 0
     for length, rule in runs.select("len", "value").iter_rows():
         out.append((rule, warnings.slice(offset, length)))

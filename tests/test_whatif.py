@@ -497,3 +497,64 @@ def test_a_staging_table_outside_the_output_folder_is_recorded_by_its_whole_path
     assert saved._named(out / "2026Q3" / "staging" / "a.parquet", out) == "2026Q3/staging/a.parquet"
     elsewhere = tmp_path / "old" / "2026Q2" / "staging" / "a.parquet"
     assert saved._named(elsewhere, out) == str(elsewhere)
+
+
+# tekun_elderly_age 60 -> 58 on persons of 57 to 60 living alone with no income (Fuzhou, E =
+# 2026-09-30), through the same path as `safetynet whatif`: the reform evaluated on the baseline's
+# facts and raised warnings (`evaluate_changed`)
+TEKUN_AGES = {"A57": "1968-10-01", "A58": "1968-09-30", "A59": "1967-03-01", "A60": "1966-09-30"}
+
+
+def _on_the_baseline(built, reform_text: str, tmp_path: Path):
+    from pipelines.policy import facts
+    from pipelines.policy.engine import DuckDBEngine
+    from pipelines.policy.evaluate import BASELINE_RAISED, evaluate_changed, evaluate_loaded
+
+    reform = whatif.load_reform(reform_file(tmp_path, reform_text))
+    with DuckDBEngine(threads=1) as session:
+        session.reset()
+        facts.load(session, built.sources)
+        key = DEMO_KEY.encode()
+        baseline = evaluate_loaded(session, built.sources, key)
+        session.create_table_as(BASELINE_RAISED, "select * from raised", {})
+        changed = evaluate_changed(
+            session, built.sources, key, whatif.reformed(reform, Q3.end), baseline
+        )
+    return baseline, changed
+
+
+@pytest.mark.parametrize(
+    ("person", "before", "after"),
+    [("A57", False, False), ("A58", False, True), ("A59", False, True), ("A60", True, True)],
+    ids=[
+        "born 1968-10-01, still 57 on the quarter end, is tekun-elderly under neither age",
+        "born 1968-09-30, 58 on the quarter end, is tekun-elderly only from 58",
+        "59 is tekun-elderly only from 58",
+        "60 is tekun-elderly under both ages",
+    ],
+)
+def test_lowering_the_tekun_age_to_58_refers_a_person_on_each_side_of_each_age_as_it_should(
+    tmp_path, person, before, after
+):
+    from tests import rulecase
+
+    people = [{"id": p, "born": born, "hukou": f"H{p}"} for p, born in TEKUN_AGES.items()]
+    case = rulecase.Case.from_doc(
+        {
+            "name": "people of 57 to 60 living alone with no income",
+            "quarter": "2026Q3",
+            "people": people,
+            "rows": {"hrss/unemployment_registrations": [{"id": p} for p in TEKUN_AGES]},
+            "expect": {},
+        }
+    )
+    built = rulecase.build(case, tmp_path)
+    text = one_parameter("tekun_elderly_age", "years", "58")
+    baseline, changed = _on_the_baseline(built, text, tmp_path)
+    flagged = [rulecase.subjects(e, built.ids).get("NE_TEKUN", []) for e in (baseline, changed)]
+    assert (person in flagged[0], person in flagged[1]) == (before, after)
+    changes = whatif.compare("t", str(Q3), baseline.warnings, changed.warnings)
+    tekun = changes.filter(pl.col("rule_id") == "NE_TEKUN").row(0, named=True)
+    assert (tekun["newly_flagged"], tekun["no_longer_flagged"]) == (2, 0)
+    # two more people each 1,000 a month below Fuzhou's standard
+    assert tekun["monthly_cost_change_yuan"] == Decimal("2000.00")

@@ -4,10 +4,12 @@ Each stage runs in a fresh process (`bench.measure.run_step`), so its wall time 
 its own: `generate` (`safetynet generate` at the scale, for the quarters), `quarter` (the
 quarterly Dagster job in-process, as `safetynet run` runs it: every extract through the gate and
 Great Expectations, the quarter's accounting, facts and rules) and `policy` (facts and rules
-alone for the last quarter, on what `quarter` left: the comparison's own time and peak RSS) and
+alone for the last quarter, on what `quarter` left: the comparison's own time and peak RSS,
+then the facts saved as the policy step saves them, timed apart) and
 `policy_spark` (the same on Spark, `local[*]`; its peak RSS adds the JVM's own, read from /proc,
 to the Python process's), and `whatif` (the shipped reform on the last quarter, as `safetynet
-whatif` runs it: baseline and reform from one load of the staging tables, then written).
+whatif` runs it: the quarter's saved evaluation as the baseline, the reform evaluated where a
+changed parameter reaches, then written).
 `rows` of `policy` are the staging rows it loads (the quarter's and W's). Writes
 `.bench/report-stages-<scale>.{md,json}` (`<scale>-<stages>` for a subset).
 """

@@ -203,7 +203,7 @@ def policy(args: dict, tracer: Tracer) -> dict:
     evaluation = tracer.span("facts + rules", rules.evaluate, sources, key, engine=engine)
     seconds = time.perf_counter() - t0
     t0 = time.perf_counter()  # as the policy step does after writing the warnings
-    kept = tracer.span("save facts", saved.save, engine, out, sources, evaluation)
+    kept = tracer.span("save facts", saved.save, engine, out, sources, evaluation, key)
     save_seconds = time.perf_counter() - t0
     jvm = {}
     if engine_name == "spark":

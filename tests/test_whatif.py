@@ -558,3 +558,29 @@ def test_lowering_the_tekun_age_to_58_refers_a_person_on_each_side_of_each_age_a
     assert (tekun["newly_flagged"], tekun["no_longer_flagged"]) == (2, 0)
     # two more people each 1,000 a month below Fuzhou's standard
     assert tekun["monthly_cost_change_yuan"] == Decimal("2000.00")
+
+
+def test_a_quarter_keyed_with_another_key_is_compared_from_its_staging_tables(published, tmp_path):
+    """The saved warnings carry the key they were keyed with: a comparison keyed otherwise
+    evaluates its baseline again, so both sides are keyed alike."""
+    reform = whatif.load_reform(reform_file(tmp_path, dibao("+5%")))
+    other = whatif.run(published, Q3, reform, b"another key of at least 32 bytes, for tests")
+    assert (
+        other.baseline_from == "evaluated again: the quarter was keyed with another pseudonym key"
+    )
+    same = run(published, reform_file(tmp_path, dibao("+5%")))
+    assert other.changes.drop("whatif").equals(same.changes.drop("whatif"))
+
+
+def test_every_model_and_rule_is_within_what_the_lineage_follows_and_the_rest_is_reached():
+    import sqlglot
+    from sqlglot.optimizer.scope import build_scope
+
+    from pipelines.policy import lineage
+
+    assert lineage.unfollowed_in_catalogue() == {}
+    reach = lineage.Reach(["working_age"])
+    text = "select p.id_number from fct_persons as p, unnest([1, 2]) as u(x)"
+    tree = sqlglot.parse_one(text, read="duckdb")
+    assert lineage.unfollowed(tree) and build_scope(tree) is not None
+    assert reach.sql("unnest_probe", text).rows  # not followed: reached whole

@@ -153,7 +153,7 @@ class QuarterOutputs:
     @property
     def saved_facts(self) -> Path:
         """The quarter's fact tables and raised warnings as evaluated, one Parquet file each,
-        for what-if comparisons (`policy/facts.py` `save`): personal, like the warnings."""
+        for what-if comparisons (`policy/saved.py` `save`): personal, like the warnings."""
         return self.root / "policy" / "facts"
 
     def saved_fact(self, table: str) -> Path:

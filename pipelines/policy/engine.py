@@ -99,7 +99,7 @@ class Engine(abc.ABC):
 
     def save_parquet(self, table: str, path: Path) -> bool:
         """Write the table to one Parquet file that DuckDB reads back with the same column
-        types (the saved facts of `facts.save`); False where the engine cannot, as Spark (a
+        types (the saved facts of `saved.save`); False where the engine cannot, as Spark (a
         folder of parts, JSON as text), and nothing is written."""
         return False
 

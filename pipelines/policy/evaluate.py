@@ -193,9 +193,10 @@ def evaluate_changed(
     is that evaluation. A parameter has changed when its value in effect on `E` differs from
     the baseline's. What a changed parameter reaches is followed column by column through the
     SQL (`lineage.Reach`): the fact models it reaches are built again, in order; a rule is
-    evaluated again when it reaches the rule's result or the rule reads the warnings of a rule
-    evaluated again (`after`). Every other rule's run and warnings are the baseline's
-    (tests/test_whatif.py checks the two ways give the same evaluation).
+    evaluated again when it reaches the rule's result, when the rule declares a changed
+    parameter, or when the rule reads `raised` and a rule before it was evaluated again. Every
+    other rule's run and warnings are the baseline's (tests/test_whatif.py checks the two ways
+    give the same evaluation).
 
     `saved_models`: the session holds only these fact models (a quarter's saved evaluation,
     `saved.py`) and no staging table. Any other model the evaluation reads is then built too,
@@ -220,9 +221,16 @@ def evaluate_changed(
     }
     reach = Reach(changed, reshaped)
     reached = {name for name in facts.MODELS if reach.model(name).anything}
+    # a rule that reads `raised` is evaluated again when any rule before it is (not only those
+    # `after` names: it may select by category), and sees every rule's warnings before it
+    reads_raised = {r.rule_id for r in catalogue() if RAISED in sql_reads(r.sql, r.rule_id).tables}
     again: set[str] = set()
     for rule in catalogue():
-        if reach.sql(rule.rule_id, rule.sql).anything or set(rule.after) & again:
+        if (
+            reach.sql(rule.rule_id, rule.sql).anything
+            or set(rule.parameters) & changed
+            or (rule.rule_id in reads_raised and again)
+        ):
             again.add(rule.rule_id)
     built = [name for name in facts.MODELS if name in reached]
     if saved_models is not None:
@@ -244,7 +252,7 @@ def evaluate_changed(
         started = time.perf_counter()
         engine.create_table_as(name, facts.model_sql(name), bound.sql)
         seconds[name] = round(time.perf_counter() - started, 3)
-    read_by_again = {name for rule in catalogue() if rule.rule_id in again for name in rule.after}
+    copy_raised = bool(again & reads_raised)
     baseline_runs = {r["rule_id"]: r for r in baseline.rule_runs.iter_rows(named=True)}
     engine.create_table(RAISED, RAISED_COLUMNS)
     runs: list[dict[str, Any]] = []
@@ -255,7 +263,7 @@ def evaluate_changed(
             seconds[rule.rule_id] = round(time.perf_counter() - started, 3)
             continue
         runs.append(baseline_runs[rule.rule_id])
-        if rule.rule_id in read_by_again:  # a rule evaluated again reads its warnings
+        if copy_raised:  # a rule evaluated again after it reads the warnings raised so far
             engine.insert_select(
                 RAISED,
                 f"select * from {BASELINE_RAISED} where rule_id = $rule_id",

@@ -10,15 +10,18 @@ contracts, the parameter tables, the models before it), expanding every `*`, and
   scope it reads, or a changed `$parameter`, or holds a subquery that reaches anything;
 - a scope's rows are reached (and then every column it selects) when a table or scope it reads
   has reached rows, when its `where`, join conditions, `group by`, `having`, `qualify`,
-  `distinct` or (with a limit) `order by` name anything reached, or, for a union without `all`,
-  when any column is reached; a union's column is reached when either side's is;
+  `distinct (on)`, named windows, `order by`, `limit` or `offset` name anything reached, or, for
+  a union without `all`, when any column is reached; a union's column is reached when either
+  side's is; `except` and `intersect` are reached whole when either side reaches anything;
 - the parameter tables (`county_standards`, `programme_parameters`) hold one column per
   parameter: a changed parameter's column is reached; their rows only when a keyed parameter
   gains or loses a key or its value (`reshaped`: one row per county and per programme
   otherwise, whatever the values);
 - `raised` (the warnings of the rules before) is not followed here: the evaluator evaluates a
   rule again when a rule it reads (`after`) was;
-- a name the analysis cannot resolve counts as reached.
+- a name the analysis cannot resolve, a table it does not know, and a text holding what it does
+  not follow (`unfollowed`: `COLUMNS(…)`, `unnest`, lateral joins, pivots, table functions,
+  `union by name`, a struct's `.*`) count as reached.
 
 A model is built again, and a rule evaluated again, when anything of its result is reached (its
 rows or any column). The answer may be more than what really changes (a column is reached
@@ -117,7 +120,8 @@ class Reach:
             )
             for table, held in facts.parameter_tables().items()
         }
-        self.tables[RAISED] = NOTHING  # a rule's readers of `raised` follow `after`
+        self.tables[RAISED] = NOTHING  # the evaluator follows a rule's readers of `raised`
+        self.extracts = frozenset(_base_schema()) - set(self.tables)
         for model in facts.MODELS:
             self.tables[model] = self._of(_qualified(model))
 
@@ -134,7 +138,7 @@ class Reach:
         if not self.changed:
             return NOTHING
         root = build_scope(tree)
-        if root is None:  # pragma: no cover - every text here is a query
+        if root is None or unfollowed(tree):  # what is not followed counts as reached
             return Reached(True, frozenset())
         return self._scope(root, {})
 
@@ -158,6 +162,8 @@ class Reach:
         }
         distinct = bool(scope.expression.args.get("distinct"))
         rows = left.rows or right.rows or (distinct and bool(columns))
+        if not isinstance(scope.expression, exp.Union):  # except, intersect: rows from both
+            rows = rows or left.anything or right.anything
         return Reached(rows, frozenset(names) if rows else frozenset(columns))
 
     def _select(self, scope: Scope, memo: dict[int, Reached]) -> Reached:
@@ -170,8 +176,10 @@ class Reach:
                 return False  # a nested query's column: that query answers for it
             source = scope.sources.get(col.table) if col.table else None
             if isinstance(source, exp.Table):
+                if source.name in self.extracts:
+                    return False  # the staging tables do not depend on parameters
                 r = self.tables.get(source.name)
-                return r is not None and r.reaches(col.name)
+                return r is None or r.reaches(col.name)  # a table not known: reached
             if isinstance(source, Scope):
                 return self._scope(source, memo).reaches(col.name)
             if not col.table and col.name in aliases:
@@ -193,7 +201,13 @@ class Reach:
             self._scope(s, memo).rows if isinstance(s, Scope) else self._table_rows(s)
             for s in scope.sources.values()
         )
-        clauses = [select.args.get(k) for k in ("where", "group", "having", "qualify")]
+        clauses = [
+            select.args.get(k)
+            for k in ("where", "group", "having", "qualify", "order", "limit", "offset")
+        ]
+        distinct = select.args.get("distinct")
+        clauses += [distinct.args.get("on")] if distinct is not None else []
+        clauses += list(select.args.get("windows") or [])
         joins = select.args.get("joins") or []
         clauses += [j.args.get("on") for j in joins]
         if any(j.args.get("using") for j in joins):  # qualify writes USING as ON; if not, all
@@ -201,8 +215,6 @@ class Reach:
                 self._scope(s, memo).anything if isinstance(s, Scope) else s.name in self.tables
                 for s in scope.sources.values()
             )
-        if select.args.get("limit") is not None:
-            clauses.append(select.args.get("order"))
         rows = rows or any(reached(c) for c in clauses)
         if select.args.get("distinct") and any(aliases.values()):
             rows = True
@@ -211,8 +223,35 @@ class Reach:
         return Reached(False, frozenset(n for n, r in aliases.items() if r))
 
     def _table_rows(self, table: exp.Table) -> bool:
+        if table.name in self.extracts:
+            return False
         r = self.tables.get(table.name)
-        return r is not None and r.rows
+        return r is None or r.rows  # a table not known: reached
+
+
+# What the scopes above do not follow: a text holding one is reached whole. None of `sql/` and
+# `rules/` holds one (tests/test_whatif.py checks), so this only guards what is written later.
+_UNFOLLOWED = (exp.Columns, exp.Unnest, exp.Lateral, exp.Pivot, exp.TableFromRows)
+
+
+def unfollowed(tree: exp.Expression) -> list[str]:
+    """The constructs of a qualified text the analysis does not follow."""
+    found = [type(n).__name__ for n in tree.find_all(*_UNFOLLOWED)]
+    found += ["union by name" for u in tree.find_all(exp.Union) if u.args.get("by_name")]
+    found += ["struct .*" for c in tree.find_all(exp.Column) if isinstance(c.this, exp.Star)]
+    found += [
+        "table function" for t in tree.find_all(exp.Table) if not isinstance(t.this, exp.Identifier)
+    ]
+    return found
+
+
+def unfollowed_in_catalogue() -> dict[str, list[str]]:
+    """Every model and rule text with something the analysis does not follow (none, today)."""
+    from pipelines.policy.catalogue import catalogue
+
+    texts = {m: _qualified(m) for m in facts.MODELS}
+    texts |= {r.rule_id: _qualified(r.rule_id, r.sql) for r in catalogue()}
+    return {name: found for name, tree in texts.items() if (found := unfollowed(tree))}
 
 
 def _within(inner: exp.Expression, outer: exp.Expression) -> bool:

@@ -6,8 +6,9 @@ evaluated, one Parquet file each under `<q>/policy/facts/`, and last
 a record `facts.json` of what they were built from: the fact models' SQL, each rule's version,
 the parameters in effect on `E`, and the size and modification time of every file the
 evaluation read or wrote (the staging tables of the quarter and of W, the warnings, `rule_runs`,
-`data_findings`, each saved fact). The record is removed before anything is written and written
-last, so a killed step leaves no record.
+`data_findings`, each saved fact) and a mark of the pseudonym key. The record is removed
+before the quarter's outputs are written again (`forget`) and written last, so a killed step
+leaves no record; a failure to save leaves none either, and fails nothing.
 
 `open_saved` gives the baseline back only while every one of those still holds; otherwise it
 says why not, and the caller builds the facts again from the staging tables (as when the quarter
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -28,7 +30,9 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from pipelines.core import pseudonym
 from pipelines.core.layout import Outputs, QuarterOutputs, aside
+from pipelines.core.resources import CONTRACTS_DIR
 from pipelines.policy import facts
 from pipelines.policy.catalogue import RAISED, catalogue
 from pipelines.policy.engine import Engine
@@ -44,15 +48,36 @@ from pipelines.policy.evaluate import (
 # quarter's cost (the joins and aggregations over the registry), and the raised warnings. The
 # others are cheap from these (the thin `fct_` layer) or read only by what a reform of their
 # own parameters builds again anyway; what-if builds them when it needs them.
+logger = logging.getLogger(__name__)
 SAVED = ("int_persons", "int_roster_households", "int_registry_households", RAISED)
 
 
 def _code() -> str:
-    """A digest of the SQL the facts are built with (the macros and every model)."""
+    """A digest of what the saved evaluation was computed with: the SQL (the macros and every
+    model), the policy stage's and the shared core's code it runs, and the data contracts (the
+    staging tables' columns and types)."""
     digest = hashlib.sha256()
     for name in ("macros", *facts.MODELS):
         digest.update(name.encode() + b"\0" + facts.model_sql(name).encode("utf-8") + b"\0")
+    package = Path(__file__).resolve().parent.parent
+    files = sorted(package.joinpath("policy").glob("*.py"))
+    files += [package / "core" / f"{m}.py" for m in ("parameters", "gbt2260", "pseudonym")]
+    files += sorted(CONTRACTS_DIR.glob("*.yaml"))
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def _key_mark(key: bytes) -> str:
+    """Which pseudonym key the saved warnings were keyed with, without the key: a comparison
+    must key both sides alike."""
+    return pseudonym.digest(key, "saved facts")[:16]
+
+
+def forget(out: Path, quarter: str) -> None:
+    """The quarter's saved evaluation no longer stands (its outputs are about to be written
+    again): its record is removed first."""
+    Outputs(out).quarter(quarter).saved_facts_record.unlink(missing_ok=True)
 
 
 def _stamp(path: Path) -> list[int]:
@@ -73,11 +98,31 @@ def _inputs(q: QuarterOutputs, sources: facts.Sources) -> list[Path]:
     return [*written, *(sources.staging[k] for k in sorted(sources.staging))]
 
 
-def save(engine: Engine, out: Path, sources: facts.Sources, evaluation: Evaluation) -> bool:
+def save(
+    engine: Engine, out: Path, sources: facts.Sources, evaluation: Evaluation, key: bytes
+) -> bool:
     """Save the session's facts and raised warnings for the quarter just evaluated and written
-    (`evaluate.write`); False, with no facts left for the quarter, where the engine cannot."""
+    (`evaluate.write`, after `forget`); False, with no facts left for the quarter, where the
+    engine cannot or the files cannot be written (a full disk: the quarter's outputs stand,
+    and what-if evaluates its baseline again)."""
     q = Outputs(out).quarter(evaluation.quarter)
-    q.saved_facts_record.unlink(missing_ok=True)
+    forget(out, evaluation.quarter)
+    try:
+        return _save(engine, out, q, sources, evaluation, key)
+    except OSError as e:
+        logger.warning("the facts of %s were not saved (%s)", evaluation.quarter, e.strerror)
+        _remove(q.saved_facts)
+        return False
+
+
+def _save(
+    engine: Engine,
+    out: Path,
+    q: QuarterOutputs,
+    sources: facts.Sources,
+    evaluation: Evaluation,
+    key: bytes,
+) -> bool:
     if not evaluation.processed:
         _remove(q.saved_facts)
         return False
@@ -98,6 +143,7 @@ def save(engine: Engine, out: Path, sources: facts.Sources, evaluation: Evaluati
         "code": _code(),
         "rules": {r.rule_id: r.rule_version for r in catalogue()},
         "parameters": evaluation.parameters,
+        "key": _key_mark(key),
         "files": {_named(p, out): _stamp(p) for p in _inputs(q, sources)},
         "saved": {table: _stamp(q.saved_fact(table)) for table in SAVED},
     }
@@ -132,10 +178,10 @@ class Saved:
             engine.view_of_parquet(name, path, pq.read_schema(path).names)
 
 
-def open_saved(out: Path, sources: facts.Sources, parameters: dict) -> Saved | str:
-    """The quarter's saved evaluation, or why it cannot serve: none saved, built with other SQL,
-    other rules or other parameters in effect on `E` (`parameters`: `facts.Bound.used` now), or
-    a file changed since."""
+def open_saved(out: Path, sources: facts.Sources, parameters: dict, key: bytes) -> Saved | str:
+    """The quarter's saved evaluation, or why it cannot serve: none saved, built with other
+    code, SQL or rules, other parameters in effect on `E` (`parameters`: `facts.Bound.used`
+    now) or another pseudonym key, or a file changed since."""
     q = Outputs(out).quarter(sources.quarter)
     try:
         record = json.loads(q.saved_facts_record.read_text(encoding="utf-8"))
@@ -144,9 +190,11 @@ def open_saved(out: Path, sources: facts.Sources, parameters: dict) -> Saved | s
     except (OSError, ValueError) as e:
         return f"its record cannot be read ({type(e).__name__})"
     if record.get("code") != _code():
-        return "the fact models have changed since"
+        return "safetynet's fact models or policy code have changed since"
     if record.get("rules") != {r.rule_id: r.rule_version for r in catalogue()}:
         return "the rules have changed since"
+    if record.get("key") != _key_mark(key):
+        return "the quarter was keyed with another pseudonym key"
     same = json.dumps(parameters, sort_keys=True, default=str)
     if json.dumps(record.get("parameters"), sort_keys=True, default=str) != same:
         return "the parameters in effect on the quarter's end have changed since"

@@ -36,6 +36,7 @@ def evaluate_quarter(
     spill = Outputs(out).spill(engine)
     with open_engine(engine, spill, memory_limit, spark_session=spark_session) as session:
         evaluation = evaluate.evaluate(sources, key, engine=session)
+        saved.forget(out, str(quarter))
         written = evaluate.write(out, evaluation)
-        saved.save(session, out, sources, evaluation)
+        saved.save(session, out, sources, evaluation, key)
     return Evaluated(evaluation, sources, written)

@@ -316,7 +316,7 @@ def run(
     started = time.perf_counter()
     with DuckDBEngine(Outputs(out).spill("duckdb"), memory_limit) as session:
         session.reset()
-        found = saved.open_saved(out, sources, facts.bind_parameters(session, quarter).used)
+        found = saved.open_saved(out, sources, facts.bind_parameters(session, quarter).used, key)
         seconds["load"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         if isinstance(found, saved.Saved):

@@ -30,10 +30,13 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from pipelines.core import pseudonym
+from pipelines.core import gbt2260, pseudonym
+from pipelines.core import parameters as policy_parameters
 from pipelines.core.layout import Outputs, QuarterOutputs, aside
 from pipelines.core.resources import CONTRACTS_DIR
-from pipelines.policy import facts
+from pipelines.policy import catalogue as catalogue_module
+from pipelines.policy import engine as engine_module
+from pipelines.policy import evaluate, facts, lineage
 from pipelines.policy.catalogue import RAISED, catalogue
 from pipelines.policy.engine import Engine
 from pipelines.policy.evaluate import (
@@ -49,6 +52,17 @@ from pipelines.policy.evaluate import (
 # others are cheap from these (the thin `fct_` layer) or read only by what a reform of their
 # own parameters builds again anyway; what-if builds them when it needs them.
 logger = logging.getLogger(__name__)
+# the code an evaluation runs, besides the SQL: a saved one made by other code is not used
+_CODE = (
+    facts,
+    evaluate,
+    catalogue_module,
+    engine_module,
+    lineage,
+    gbt2260,
+    policy_parameters,
+    pseudonym,
+)
 SAVED = ("int_persons", "int_roster_households", "int_registry_households", RAISED)
 
 
@@ -59,9 +73,7 @@ def _code() -> str:
     digest = hashlib.sha256()
     for name in ("macros", *facts.MODELS):
         digest.update(name.encode() + b"\0" + facts.model_sql(name).encode("utf-8") + b"\0")
-    package = Path(__file__).resolve().parent.parent
-    files = sorted(package.joinpath("policy").glob("*.py"))
-    files += [package / "core" / f"{m}.py" for m in ("parameters", "gbt2260", "pseudonym")]
+    files = [Path(m.__file__ or "") for m in _CODE]
     files += sorted(CONTRACTS_DIR.glob("*.yaml"))
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")

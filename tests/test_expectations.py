@@ -21,6 +21,7 @@ import re
 import threading
 from pathlib import Path
 
+import great_expectations.expectations as gxe
 import pandas as pd
 import polars as pl
 import pytest
@@ -1138,6 +1139,56 @@ def test_an_unchanged_suite_is_not_written_again_and_a_rerun_keeps_one_definitio
     assert "duplicate_key" not in reasons and reasons
     (definition,) = (gx_root / "validation_definitions").rglob("*.json")
     assert json.loads(definition.read_text(encoding="utf-8"))["suite"]["id"] == suite["id"]
+
+
+def test_a_changed_suite_keeps_its_id_and_its_unchanged_expectations_theirs(planted, tmp_path):
+    """A suite that changed is written whole under the id it had; each expectation that did not
+    change keeps its id, one that is new gets an id of its own, and no two share one."""
+    _, runs = planted
+    run, g = runs["nhsa.settlements"], runs["nhsa.settlements"].gated
+
+    def stored() -> dict:
+        (suite_file,) = (tmp_path / "gx" / "expectations").rglob("*.json")
+        return json.loads(suite_file.read_text(encoding="utf-8"))
+
+    def ids(suite: dict) -> dict[str, str]:
+        return {e["meta"]["reason"]: e["id"] for e in suite["expectations"]}
+
+    def validate(checks) -> None:
+        expectations.validate(
+            tmp_path, run.contract, QUARTER, g.source, g.ctx, checks,
+            department=run.sender, update_data_docs=False, raise_errors=True,
+        )  # fmt: skip
+
+    validate(g.checks)
+    first = stored()
+    validate([c for c in g.checks if c.reason != "duplicate_key"])
+    fewer = stored()
+    validate(g.checks)
+    again = stored()
+    assert first["id"] == fewer["id"] == again["id"]
+    assert ids(fewer) == {r: i for r, i in ids(first).items() if r != "duplicate_key"}
+    assert set(ids(again)) == set(ids(first))
+    assert ids(again)["duplicate_key"] not in ids(first).values()
+    assert {r: i for r, i in ids(again).items() if r != "duplicate_key"} == ids(fewer)
+    assert len(set(ids(again).values())) == len(again["expectations"])
+
+
+def test_configurations_are_built_once_only_while_a_validation_runs():
+    """GE's configuration of an expectation, and the expectation of a configuration, are the
+    same objects within `_configurations_kept` and built anew outside it, as GE makes them."""
+    e = gxe.ExpectColumnValuesToBeInSet(column="x", value_set=["a", "b"])
+    assert e.configuration is not e.configuration
+    with expectations._configurations_kept():
+        kept = e.configuration
+        assert (
+            e.configuration is kept
+            and kept
+            == gxe.ExpectColumnValuesToBeInSet(column="x", value_set=["a", "b"]).configuration
+        )
+        assert kept.to_domain_obj() is kept.to_domain_obj()
+    assert e.configuration is not e.configuration
+    assert kept.to_domain_obj() is not kept.to_domain_obj()
 
 
 @pytest.mark.parametrize("name", [f"{s}.{e}" for _, e, s in PLANTED])

@@ -45,6 +45,7 @@ import dataclasses
 import datetime as dt
 import fcntl
 import hashlib
+import json
 import logging
 import time
 import traceback
@@ -70,8 +71,10 @@ from great_expectations.execution_engine import (
 )
 from great_expectations.expectations.expectation import (
     ColumnMapExpectation,
+    Expectation,
     MulticolumnMapExpectation,
 )
+from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 from great_expectations.expectations.metrics.map_metric_provider import (
     ColumnMapMetricProvider,
     MulticolumnMapMetricProvider,
@@ -554,7 +557,24 @@ def _stored_suite(gx_context, suite: gx.ExpectationSuite) -> gx.ExpectationSuite
         return gx_context.suites.add(suite)
     if _same_suite(existing, suite):
         return existing
-    return gx_context.suites.add_or_update(suite)
+    # The steps of `suites.add_or_update`, but an unchanged expectation keeps its id by a
+    # lookup of its form: GE's finds it with `list.index`, whose equality serialises both sides
+    # at every comparison (0.1 s a suite) and, comparing ids too, never matches an expectation
+    # built anew. The store gives the others new ids, as GE's does.
+    ids: dict[str, list[str]] = {}
+    for e in existing.expectations:
+        ids.setdefault(_form_key(e), []).append(e.id)
+    for e in suite.expectations:
+        same = ids.get(_form_key(e))
+        e.id = same.pop(0) if same else None
+    suite.id = existing.id
+    store = gx_context.expectations_store
+    store.update(key=store.get_key(name=suite.name, id=suite.id), value=suite)
+    return gx_context.suites.get(name=suite.name)
+
+
+def _form_key(e) -> str:
+    return json.dumps(_expectation_form(e), sort_keys=True, default=str)
 
 
 def _validation_definition(gx_context, name: str, batch, suite: gx.ExpectationSuite):
@@ -720,7 +740,10 @@ def _validate(
         # GE fingerprints every pandas batch under 1 GB with an MD5 over all its values: a digest
         # of personal data we would not keep anyway (it is dropped below), and ~1 s per million
         # rows. GE has no option for it; it is switched off for this call only.
-        with mock.patch.object(pandas_execution_engine, "HASH_THRESHOLD", 0):
+        with (
+            mock.patch.object(pandas_execution_engine, "HASH_THRESHOLD", 0),
+            _configurations_kept(),
+        ):
             while part is not None:
                 height = part.height
                 frame = part.select(ge_names).to_pandas()  # via Arrow; RangeIndex
@@ -803,6 +826,44 @@ def _validate(
         datadocs.install_static(Outputs(out).data_docs_vendor)
     if run_context is not None:
         run_context.written()
+
+
+@contextlib.contextmanager
+def _configurations_kept() -> Iterator[None]:
+    """GE goes back and forth between an expectation and its configuration dozens of times
+    while it builds the metric graph of one validation: `_get_runtime_kwargs` reads
+    `Expectation.configuration` once per key, each read serialising the pydantic model again,
+    and `get_metric_kwargs` makes a new expectation of the configuration each time
+    (`to_domain_obj`, validating the model again). That was more than half of a small extract's
+    validation time. Neither changes while it is validated (GE reads them, and copies a
+    configuration before the one change it makes, the batch id), so for this call each is built
+    once per object and the same result handed out again. The objects are held, so no other
+    can take one's id meanwhile, and let go when the call ends."""
+    kept: dict[int, tuple[Any, Any]] = {}
+
+    def once(build):
+        def get(self):
+            hit = kept.get(id(self))
+            if hit is None:
+                hit = kept[id(self)] = (self, build(self))
+            return hit[1]
+
+        return get
+
+    try:
+        with (
+            mock.patch.object(
+                Expectation, "configuration", property(once(Expectation.configuration.fget))
+            ),
+            mock.patch.object(
+                ExpectationConfiguration,
+                "to_domain_obj",
+                once(ExpectationConfiguration.to_domain_obj),
+            ),
+        ):
+            yield
+    finally:
+        kept.clear()
 
 
 class _Merged:

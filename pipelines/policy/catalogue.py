@@ -135,14 +135,24 @@ def _extract_tables() -> dict[str, str]:
     }
 
 
+def bound_as(parameter: str) -> frozenset[str]:
+    """The `$names` a parameter is bound as in the SQL: a range as `<p>_min` and `<p>_max`."""
+    known = policy_parameters.parameters()
+    if parameter in known and known[parameter].keyed_by == "range":
+        return frozenset({f"{parameter}_min", f"{parameter}_max"})
+    return frozenset({parameter})
+
+
+def _bound_parameter(name: str) -> str:
+    """The parameter a `$name` binds (`bound_as` the other way)."""
+    base = name.removesuffix("_min").removesuffix("_max")
+    return base if base != name and name in bound_as(base) else name
+
+
 def _parameters_of(reads: Reads) -> set[str]:
     """The parameters a SQL text uses: its `$names` (a range as `_min`/`_max`), the programme
     columns it names when it reads `programme_parameters`, the standard of `county_standards`."""
-    known = policy_parameters.parameters()
-    used = set()
-    for name in reads.values - set(EVALUATOR_VALUES):
-        base = name.removesuffix("_min").removesuffix("_max")
-        used.add(base if base in known and known[base].keyed_by == "range" else name)
+    used = {_bound_parameter(name) for name in reads.values - set(EVALUATOR_VALUES)}
     for table, held in parameter_tables().items():
         if table in reads.tables:
             used |= {p for p in held if p in reads.columns}

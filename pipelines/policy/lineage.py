@@ -40,10 +40,9 @@ from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope
 
-from pipelines.core import parameters as policy_parameters
 from pipelines.core.contracts import extract_contracts
 from pipelines.policy import facts
-from pipelines.policy.catalogue import RAISED, RAISED_COLUMNS
+from pipelines.policy.catalogue import RAISED, RAISED_COLUMNS, bound_as
 
 
 @dataclass(frozen=True)
@@ -95,13 +94,8 @@ def _qualified(name: str, sql: str | None = None) -> exp.Expression:
 
 
 def placeholders(changed: Iterable[str]) -> frozenset[str]:
-    """The `$names` the changed parameters are bound as (a range as `_min` and `_max`)."""
-    every = policy_parameters.parameters()
-    names = set()
-    for p in changed:
-        kind = every[p].keyed_by if p in every else None
-        names |= {f"{p}_min", f"{p}_max"} if kind == "range" else {p}
-    return frozenset(names)
+    """The `$names` the changed parameters are bound as (`catalogue.bound_as`)."""
+    return frozenset().union(*(bound_as(p) for p in changed))
 
 
 class Reach:

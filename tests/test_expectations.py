@@ -10,6 +10,7 @@ no name.
 
 from __future__ import annotations
 
+import copy
 import csv
 import datetime as dt
 import fcntl
@@ -22,6 +23,7 @@ import threading
 from pathlib import Path
 
 import great_expectations.expectations as gxe
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
@@ -1189,6 +1191,45 @@ def test_configurations_are_built_once_only_while_a_validation_runs():
         assert kept.to_domain_obj() is kept.to_domain_obj()
     assert e.configuration is not e.configuration
     assert kept.to_domain_obj() is not kept.to_domain_obj()
+
+
+METRIC_ARGUMENTS = [
+    {"column": "county_code", "batch_id": "b1", "row_condition": None, "table": None},
+    {"value_set": [f"{i:06d}" for i in range(150)], "parse_strings_as_datetimes": False},
+    {"regex": r"^[0-9]{4}$", "mostly": 1.0, "result_format": {"result_format": "SUMMARY"}},
+    {"column_list": ("a", "b"), "ignore_row_if": "never", "n": 3, "flag": True},
+    {"mostly": float("nan"), "column": "x"},  # GE writes NaN as null
+    {"value_set": {"b", "a"}, "column": "x"},  # a set: GE's way
+    {"min_value": np.int64(3), "column": "x"},  # numpy: GE's way
+    {"min_value": dt.date(2026, 9, 30), "column": "x"},  # a date: GE's way
+    {"nested": {"k": [1, None, "v"]}, "column": "x"},
+    {"column": "x"},  # one key: GE's way
+    {},
+]
+
+
+@pytest.mark.parametrize("arguments", METRIC_ARGUMENTS)
+def test_a_metric_is_named_as_ge_names_it(arguments, monkeypatch):
+    """Within a validation the metrics' ids come from a shortcut for plain JSON arguments;
+    they are the ids GE's own `IDDict.to_id` gives, for plain and other arguments alike."""
+    from great_expectations.core import id_dict
+
+    ge_to_id = id_dict.IDDict.to_id
+    expected = id_dict.IDDict(copy.deepcopy(arguments)).to_id()
+    ignoring = id_dict.IDDict(copy.deepcopy(arguments)).to_id(id_ignore_keys={"column"})
+    converted = []
+    convert = id_dict.convert_to_json_serializable
+    monkeypatch.setattr(
+        id_dict, "convert_to_json_serializable", lambda data: converted.append(1) or convert(data)
+    )
+    with expectations._plain_metric_ids():
+        assert id_dict.IDDict(copy.deepcopy(arguments)).to_id() == expected
+        # GE's conversion is skipped exactly for plain arguments of more than one key
+        assert bool(converted) == (len(arguments) > 1 and not expectations._plain_json(arguments))
+        assert id_dict.IDDict(copy.deepcopy(arguments)).to_id(id_ignore_keys={"column"}) == (
+            ignoring
+        )
+    assert id_dict.IDDict.to_id is ge_to_id
 
 
 @pytest.mark.parametrize("name", [f"{s}.{e}" for _, e, s in PLANTED])

@@ -259,3 +259,21 @@ def test_spark_submit_without_the_spark_engine_is_refused(tmp_path):
     settings = Settings(landing=tmp_path, out=tmp_path, spark_submit="spark-submit")
     with pytest.raises(ValueError, match="choose the Spark engine"):
         build_definitions(tmp_path, tmp_path, settings)
+
+
+def test_every_packaged_yaml_file_reads_as_pyyamls_safe_load_reads_it():
+    """The contracts, parameters and rules are read with libyaml's parser (`read_yaml`); each
+    file gives what PyYAML's own safe loader gives, and a broken one raises its YAMLError."""
+    import yaml
+
+    from pipelines.core.resources import CONTRACTS_DIR, RULES_DIR, read_yaml
+
+    files = sorted([*CONTRACTS_DIR.rglob("*.yaml"), *RULES_DIR.rglob("*.yaml")])
+    assert len(files) > 40
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert read_yaml(text) == yaml.safe_load(text), path.name
+    with pytest.raises(yaml.YAMLError):
+        read_yaml("name: [unclosed")
+    with pytest.raises(yaml.YAMLError):  # safe: no Python objects
+        read_yaml("x: !!python/object/apply:os.system ['true']")

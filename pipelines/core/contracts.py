@@ -11,9 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pipelines.core.resources import CONTRACTS_DIR
+from pipelines.core.resources import CONTRACTS_DIR, read_yaml
 
 VALUE_TYPES = {"id", "county", "date", "month", "money", "decimal", "int", "bool", "code", "text"}
 KINDS = {"snapshot", "event"}
@@ -111,7 +109,7 @@ def _rule(raw: dict, where: str) -> Rule:
 
 
 def load_contract(path: Path) -> Contract:
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc = read_yaml(path.read_text(encoding="utf-8"))
     where = path.name
     if doc.get("kind") != "DataContract" or not str(doc.get("apiVersion", "")).startswith("v3"):
         raise ContractError(f"{where}: not an ODCS v3 DataContract")

@@ -32,7 +32,7 @@ import yaml
 from pipelines.core import gbt2260
 from pipelines.core.contracts import all_contracts
 from pipelines.core.departments import ROSTER
-from pipelines.core.resources import PARAMETERS_DIR
+from pipelines.core.resources import PARAMETERS_DIR, read_yaml
 
 KEYED_BY = (None, "program", "range", "area")
 # A unit begins with one of these words; the word says what kind of number a value must be.
@@ -142,7 +142,7 @@ def load_parameter(path: Path) -> Parameter:
     """Read and check one parameter file (the module docstring lists the checks)."""
     where = path.name
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = read_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
         raise ParameterError(f"{where}: cannot be read as YAML ({type(e).__name__})") from None
     if not isinstance(doc, dict):

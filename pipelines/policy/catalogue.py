@@ -40,7 +40,7 @@ from sqlglot import exp
 from pipelines.core import parameters as policy_parameters
 from pipelines.core.contracts import all_contracts, extract_contracts
 from pipelines.core.departments import CORE_EXTRACTS, ROSTER, ROUTES
-from pipelines.core.resources import CATALOGUE_DIR
+from pipelines.core.resources import CATALOGUE_DIR, read_yaml
 from pipelines.policy.facts import MODELS, model_sql, parameter_tables, table_name
 
 CATEGORIES = (
@@ -253,7 +253,7 @@ def load_rule(path: Path) -> Rule:
     text = path.read_text(encoding="utf-8")
     where = path.name
     try:
-        doc = yaml.safe_load(text)
+        doc = read_yaml(text)
     except yaml.YAMLError as e:
         raise CatalogueError(f"{where}: cannot be read as YAML ({type(e).__name__})") from None
     try:

@@ -42,10 +42,11 @@ def test_normalise_upgrades_fifteen_digits_and_upper_cases():
     assert got == [upgraded, "35010219800517123X", "35010219800517", None, "ABC"]
 
 
-def test_birth_date_is_null_for_an_impossible_date():
-    values = ["350102" + d + "1234" for d in ("19900230", "20000229", "19000229", "00000101")]
+def test_birth_date_is_null_for_an_impossible_date_or_what_is_not_eight_digits():
+    dates = ("19900230", "20000229", "19000229", "00000101", "00010101", "+0010101", "1990O101")
+    values = ["350102" + d + "1234" for d in dates] + ["3501021990", None]
     got = _column(values).select(idnumbers.birth_date(pl.col("v")))["v"].to_list()
-    assert got == [None, dt.date(2000, 2, 29), None, None]
+    assert got == [None, dt.date(2000, 2, 29), None, None, dt.date(1, 1, 1), None, None, None, None]
 
 
 def test_sequence_digit_gives_gender():

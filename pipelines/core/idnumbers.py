@@ -30,7 +30,9 @@ def check_character(body17: pl.Expr) -> pl.Expr:
     """
     body = pl.when(body17.str.contains(r"^[0-9]{17}$")).then(body17)
     code = (23 - 2 * (body.str.to_integer(base=13, strict=False) % 11)) % 11
-    return pl.when(code == 10).then(pl.lit("X")).otherwise(code.cast(pl.String))
+    # 10 is X: written on the code's text, so the code is computed once (the streaming engine
+    # computes an expression again wherever it is named; `body17` is best a column for that)
+    return code.cast(pl.String).str.replace("10", "X", literal=True)
 
 
 def body17(raw: pl.Expr) -> pl.Expr:
@@ -42,13 +44,13 @@ def body17(raw: pl.Expr) -> pl.Expr:
     return pl.when(s.str.contains(r"^[0-9]{15}$")).then(upgraded).otherwise(s.str.slice(0, 17))
 
 
-def normalise(raw: pl.Expr, check: pl.Expr | None = None) -> pl.Expr:
+def normalise(raw: pl.Expr, check: pl.Expr | None = None, body: pl.Expr | None = None) -> pl.Expr:
     """Trimmed, upper-cased (`x` → `X`), 15-digit first-generation numbers upgraded to 18
     (insert `19` after the six address digits, then compute the check character). Anything else
-    is returned trimmed and upper-cased, for the format check to reject. `check` may pass the
-    already computed `check_character(body17(raw))`."""
+    is returned trimmed and upper-cased, for the format check to reject. `check` and `body` may
+    pass the already computed `check_character(body17(raw))` and `body17(raw)`."""
     s = raw.str.strip_chars().str.to_uppercase()
-    body = body17(raw)
+    body = body17(raw) if body is None else body
     check = check_character(body) if check is None else check
     return pl.when(s.str.contains(r"^[0-9]{15}$")).then(body + check).otherwise(s)
 
@@ -58,9 +60,12 @@ def is_well_formed(norm: pl.Expr) -> pl.Expr:
 
 
 def birth_date(norm: pl.Expr) -> pl.Expr:
-    """The embedded birth date, null if it is not a real date."""
-    born = norm.str.slice(6, 8).str.strptime(pl.Date, "%Y%m%d", strict=False)
-    return pl.when(born.dt.year() >= 1).then(born)  # there is no year 0
+    """The embedded birth date: the eight digits after the address code, null if they are not
+    eight digits or not a real date (there is no year 0)."""
+    digits = norm.str.slice(6, 8)
+    real = digits.str.contains(r"^[0-9]{8}$") & ~digits.str.starts_with("0000")
+    # the year is judged on the digits, so the date is parsed once (see `check_character`)
+    return pl.when(real).then(digits.str.strptime(pl.Date, "%Y%m%d", strict=False))
 
 
 def failures(

@@ -36,21 +36,27 @@ def value(col: str) -> pl.Expr:
 
 def typed(column: Column, contract: Contract, *, staged: bool = False) -> pl.Expr:
     """The typed value of a column, null where absent or not parseable. `staged`: the frame
-    already holds the identity number's check character (`<c>__check`, see `checks.staged`)."""
+    already holds the identity number's body and check character (`<c>__body`, `<c>__check`,
+    see `staged`)."""
     s = text(column.name)
     vt = column.value_type
     if vt == "id":
-        return idnumbers.normalise(s, pl.col(f"{column.name}__check") if staged else None)
+        if not staged:
+            return idnumbers.normalise(s)
+        return idnumbers.normalise(
+            s, pl.col(f"{column.name}__check"), pl.col(f"{column.name}__body")
+        )
     if vt in ("code", "county"):
         return s.str.to_uppercase()
     if vt == "date":
         # one pattern for the layouts the department may use, then one parse of the digits
         pattern = "|".join(DATE_PATTERNS[f] for f in contract.date_formats)
         digits = s.str.replace_all("-", "", literal=True)
-        parsed = pl.when(s.str.contains(pattern)).then(
-            digits.str.strptime(pl.Date, "%Y%m%d", strict=False)
-        )
-        return pl.when(parsed.dt.year() >= 1).then(parsed)  # there is no year 0
+        # the pattern leaves four digits of year: year 0 (there is none) is judged on them, so
+        # the date is parsed once (the streaming engine computes an expression again wherever
+        # it is named)
+        real = s.str.contains(pattern) & ~digits.str.starts_with("0000")
+        return pl.when(real).then(digits.str.strptime(pl.Date, "%Y%m%d", strict=False))
     if vt == "month":
         return pl.when(s.str.contains(MONTH_PATTERN)).then(
             (s + "-01").str.strptime(pl.Date, "%Y-%m-%d", strict=False)
@@ -76,12 +82,14 @@ def key_text(columns: tuple[str, ...]) -> pl.Expr:
 
 def staged(frame: pl.LazyFrame, contract: Contract) -> pl.LazyFrame:
     """The typed columns in stages, so that what several checks share is computed once (the
-    streaming engine does not eliminate common sub-expressions): the identity number's check
-    character (`<c>__check`), then every `<c>__v`, then the embedded birth date (`<c>__born`)."""
+    streaming engine does not eliminate common sub-expressions): the identity number's 17-digit
+    body (`<c>__body`) and check character (`<c>__check`), then every `<c>__v`, then the
+    embedded birth date (`<c>__born`)."""
     present = set(frame.collect_schema().names())
     ids = [c.name for c in contract.columns if c.value_type == "id" and c.name in present]
+    frame = frame.with_columns(idnumbers.body17(text(c)).alias(f"{c}__body") for c in ids)
     frame = frame.with_columns(
-        idnumbers.check_character(idnumbers.body17(text(c))).alias(f"{c}__check") for c in ids
+        idnumbers.check_character(pl.col(f"{c}__body")).alias(f"{c}__check") for c in ids
     )
     frame = frame.with_columns(
         typed(c, contract, staged=True).alias(f"{c.name}__v")

@@ -74,10 +74,12 @@ def failures(
     *,
     check: pl.Expr | None = None,
     born: pl.Expr | None = None,
+    well_formed: pl.Expr | None = None,
 ) -> dict[str, pl.Expr]:
-    """Reason suffix -> expression true where a non-null normalised number fails it. `check`
-    and `born` may pass the already computed check character and birth date."""
-    ok_form = is_well_formed(norm)
+    """Reason suffix -> expression true where a non-null normalised number fails it. `check`,
+    `born` and `well_formed` may pass the already computed check character, birth date and
+    `is_well_formed`."""
+    ok_form = is_well_formed(norm) if well_formed is None else well_formed
     born = birth_date(norm) if born is None else born
     check = check_character(norm.str.slice(0, 17)) if check is None else check
     # a dense table indexed by the six digits: a gather streams, a dictionary replace does not

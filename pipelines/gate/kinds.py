@@ -40,6 +40,7 @@ from pipelines.gate.values import (
     text,
     typed,
     value,
+    well_formed,
 )
 
 Row = dict[str, str]
@@ -240,7 +241,11 @@ class _IdKind(Kind):
     def failure(self, check, contract, ctx):
         col = check.columns[0]
         return idnumbers.failures(
-            value(col), ctx.end, check=pl.col(f"{col}__check"), born=pl.col(f"{col}__born")
+            value(col),
+            ctx.end,
+            check=pl.col(f"{col}__check"),
+            born=pl.col(f"{col}__born"),
+            well_formed=well_formed(col),
         )[self.part]
 
     def expectation(self, check, contract, *, settled):
@@ -605,7 +610,7 @@ class AgreesWithIdGender(_ColumnRule):
     def failure(self, check, contract, ctx):
         v, idv = value(check.columns[0]), value(check.arguments["idColumn"])
         male = idnumbers.sequence_is_male(idv)
-        return idnumbers.is_well_formed(idv) & v.is_in(["M", "F"]) & ((v == "M") != male)
+        return well_formed(check.arguments["idColumn"]) & v.is_in(["M", "F"]) & ((v == "M") != male)
 
     def plant(self, rows, contract, check, i, quarter):
         col = check.columns[0]
@@ -622,9 +627,7 @@ class EqualsIdBirthDate(_ColumnRule):
 
     def failure(self, check, contract, ctx):
         id_column = check.arguments["idColumn"]
-        return idnumbers.is_well_formed(value(id_column)) & (
-            value(check.columns[0]) != pl.col(f"{id_column}__born")
-        )
+        return well_formed(id_column) & (value(check.columns[0]) != pl.col(f"{id_column}__born"))
 
     def plant(self, rows, contract, check, i, quarter):
         id_column = check.arguments["idColumn"]

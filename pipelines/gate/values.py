@@ -84,7 +84,8 @@ def staged(frame: pl.LazyFrame, contract: Contract) -> pl.LazyFrame:
     """The typed columns in stages, so that what several checks share is computed once (the
     streaming engine does not eliminate common sub-expressions): the identity number's 17-digit
     body (`<c>__body`) and check character (`<c>__check`), then every `<c>__v`, then the
-    embedded birth date (`<c>__born`)."""
+    embedded birth date (`<c>__born`) and whether the number is well formed (`<c>__ok`, which
+    four of its checks and those comparing other columns with it read: `well_formed`)."""
     present = set(frame.collect_schema().names())
     ids = [c.name for c in contract.columns if c.value_type == "id" and c.name in present]
     frame = frame.with_columns(idnumbers.body17(text(c)).alias(f"{c}__body") for c in ids)
@@ -97,4 +98,16 @@ def staged(frame: pl.LazyFrame, contract: Contract) -> pl.LazyFrame:
         else pl.lit(None, dtype=pl.String).alias(f"{c.name}__v")
         for c in contract.columns
     )
-    return frame.with_columns(idnumbers.birth_date(value(c)).alias(f"{c}__born") for c in ids)
+    return frame.with_columns(
+        expr
+        for c in ids
+        for expr in (
+            idnumbers.birth_date(value(c)).alias(f"{c}__born"),
+            idnumbers.is_well_formed(value(c)).alias(f"{c}__ok"),
+        )
+    )
+
+
+def well_formed(col: str) -> pl.Expr:
+    """Whether the identity number of `col` is well formed, as `staged` left it."""
+    return pl.col(f"{col}__ok")

@@ -813,7 +813,12 @@ def _validate(
 
     store = gx_context.validation_results_store
     suite_id = ExpectationSuiteIdentifier(name=suite.name)
-    for old in store.list_keys():  # one validation per extract per quarter
+    # one validation per extract per quarter: an earlier one of this quarter is replaced. Only
+    # the folder of this suite's results for this quarter is listed (`<suite as folders>/<run
+    # name>/`, as the page folders are), not every result of every quarter.
+    here = (*suite.name.split("."), summary["name"])
+    for found in store.store_backend.list_keys(prefix=here):
+        old = store.tuple_to_key(found)
         if old.expectation_suite_identifier.name == suite.name and (
             old.run_id.run_name == summary["name"]
         ):

@@ -10,6 +10,7 @@ no name.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import datetime as dt
@@ -895,6 +896,45 @@ def test_data_docs_are_built_quarter_by_quarter_into_the_site_a_whole_rebuild_ma
     assert "2026Q2.hrss.employment" in index and "2026Q3.hrss.employment" in index
     expectations.build_data_docs(tmp_path, raise_errors=True)  # everything, again
     assert _site(tmp_path) == quarter_by_quarter
+
+
+def test_the_index_reads_each_stored_result_once_and_is_the_index_ge_builds(
+    planted, tmp_path, monkeypatch
+):
+    """Building a quarter's Data Docs reads that quarter's stored results only: what the index
+    shows of the earlier ones is kept (`index_links.json`). The site is the one GE builds
+    reading every result, and without the kept file it is built from the results again."""
+    from great_expectations.data_context.data_context.abstract_data_context import (
+        AbstractDataContext,
+    )
+
+    _, runs = planted
+    run = runs["hrss.employment"]
+    read: list[str] = []
+    real = AbstractDataContext.get_validation_result
+
+    def counting(self, *args, **kwargs):
+        read.append(kwargs["run_id"].run_name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractDataContext, "get_validation_result", counting)
+    for q in ("2026Q1", "2026Q2", "2026Q3"):
+        _stored_for(tmp_path, run, q)
+        read.clear()
+        expectations.build_data_docs(tmp_path, q, raise_errors=True)
+        assert read == [f"{q}.hrss.employment"]
+    kept = _site(tmp_path)
+    assert all(f"{q}.hrss.employment" in kept["index.html"] for q in ("2026Q1", "2026Q3"))
+
+    (tmp_path / "gx" / "uncommitted" / "index_links.json").write_text("not json")
+    read.clear()
+    expectations.build_data_docs(tmp_path, "2026Q3", raise_errors=True)
+    assert sorted(read) == [f"{q}.hrss.employment" for q in ("2026Q1", "2026Q2", "2026Q3")]
+    assert _site(tmp_path) == kept
+
+    monkeypatch.setattr(expectations, "_index_links_kept", lambda *a: contextlib.nullcontext())
+    expectations.build_data_docs(tmp_path, raise_errors=True)  # GE's own way, every page
+    assert _site(tmp_path) == kept
 
 
 def test_a_quarter_whose_pages_were_never_built_gets_them_with_the_next_quarter(planted, tmp_path):

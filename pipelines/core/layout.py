@@ -263,6 +263,12 @@ class Outputs:
         return self.gx_project / "gx" / "great_expectations.yml"
 
     @property
+    def gx_index_links(self) -> Path:
+        """What the Data Docs index shows of each stored validation (`gate/expectations.py`),
+        kept so that building the index does not read every earlier quarter's results again."""
+        return self.gx_project / "gx" / "uncommitted" / "index_links.json"
+
+    @property
     def run_lock(self) -> Path:
         """Held by the `safetynet run` writing this folder: a second one is refused."""
         return Path(self.root) / ".run.lock"

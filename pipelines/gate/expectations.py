@@ -31,6 +31,13 @@ serialisable arguments of its expectation, so `validate` makes them the current 
 (`_CURRENT`, a context variable set for the call and reset after it) and the expectation carries
 names of them only — a name, never anything derived from the keys (identity numbers).
 
+GE's own bookkeeping was most of a small extract's validation: it rebuilt each expectation's
+configuration, and the expectation of each configuration, dozens of times, and named every metric
+by passing its arguments element by element through a JSON conversion. While `_validate` runs
+(only then, as with GE's fingerprint), each is built once per object (`_configurations_kept`) and
+plain JSON arguments are named as they are (`_plain_metric_ids`): the same objects and ids GE
+makes, tested against GE's own.
+
 One validation per extract per quarter, named `<quarter>.<dept>.<extract>`, in a file context at
 `<out>/gx`, with Data Docs at `<out>/data_docs/index.html` (outputs.md §4). Stored results keep
 counts only: no value from the data (identity numbers and names are personal data) is stored or
@@ -41,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import dataclasses
 import datetime as dt
 import fcntl
@@ -48,6 +56,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -60,6 +69,7 @@ import great_expectations.expectations as gxe
 import numpy as np
 import pandas as pd
 import polars as pl
+from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
 from great_expectations.core.id_dict import IDDict
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -1024,6 +1034,68 @@ def _scrub(r) -> None:
     }
 
 
+# What GE's index builder reads of a stored validation (`_add_validations_to_index_links`): its
+# success, and in its meta the batch's kwargs and spec and the asset's name.
+_INDEX_META = ("batch_kwargs", "batch_spec", "active_batch_definition")
+
+
+@contextlib.contextmanager
+def _index_links_kept(gx_context, out: Path) -> Iterator[None]:
+    """GE builds the Data Docs index by reading every stored validation of every quarter again
+    (`get_validation_result` for each), only for its success and three entries of its meta: the
+    one part of a quarter's Data Docs that grew with the history. For this build those are read
+    from `<gx>/uncommitted/index_links.json` where a result is there, and a result that is not
+    is read as GE reads it and added. A result is never changed once stored (a re-run stores a
+    new one under a new run time), so what is kept stays true; a file that cannot be read is
+    built again from the results."""
+    path = Outputs(out).gx_index_links
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        kept = {}
+    if not isinstance(kept, dict):
+        kept = {}
+    read = gx_context.get_validation_result
+    added = False
+
+    def get_validation_result(
+        batch_identifier=None, expectation_suite_name=None, run_id=None, **kwargs
+    ):
+        nonlocal added
+        name = json.dumps(
+            [expectation_suite_name, run_id.run_name, str(run_id.run_time), str(batch_identifier)]
+        )
+        entry = kept.get(name)
+        if entry is None:
+            validation = read(
+                batch_identifier=batch_identifier,
+                expectation_suite_name=expectation_suite_name,
+                run_id=run_id,
+                **kwargs,
+            )
+            if not isinstance(validation, ExpectationSuiteValidationResult):
+                return validation
+            meta = validation.meta or {}
+            kept[name] = entry = {
+                "success": validation.success,
+                "meta": {k: meta[k] for k in _INDEX_META if k in meta},
+            }
+            added = True
+        return ExpectationSuiteValidationResult(
+            success=entry["success"],
+            results=[],
+            suite_name=expectation_suite_name,
+            meta=copy.deepcopy(entry["meta"]),
+        )
+
+    with mock.patch.object(gx_context, "get_validation_result", get_validation_result):
+        yield
+    if added:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(kept, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+
+
 def _page_folder(pages: Path, key) -> Path:
     """Where GE's site puts a validation result's page: `<suite as folders>/<run name>/`."""
     suite = key.expectation_suite_identifier.name
@@ -1048,7 +1120,8 @@ def build_data_docs(
         with _one_writer(out):
             ctx = _context_of(out, gx_context)
             if quarter is None or not Outputs(out).data_docs_index.is_file():
-                ctx.build_data_docs(site_names=[SITE])
+                with _index_links_kept(ctx, out):
+                    ctx.build_data_docs(site_names=[SITE])
             else:
                 prefix = f"{Quarter.parse(str(quarter))}."
                 pages = Outputs(out).data_docs_validations
@@ -1067,9 +1140,10 @@ def build_data_docs(
                     k.expectation_suite_identifier.name: k.expectation_suite_identifier
                     for k in keys
                 }
-                ctx.build_data_docs(
-                    site_names=[SITE], resource_identifiers=[*suites.values(), *keys]
-                )
+                with _index_links_kept(ctx, out):
+                    ctx.build_data_docs(
+                        site_names=[SITE], resource_identifiers=[*suites.values(), *keys]
+                    )
             datadocs.install_static(Outputs(out).data_docs_vendor)
     except Exception as e:
         if raise_errors:

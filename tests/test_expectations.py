@@ -925,6 +925,10 @@ def test_the_index_reads_each_stored_result_once_and_is_the_index_ge_builds(
         assert read == [f"{q}.hrss.employment"]
     kept = _site(tmp_path)
     assert all(f"{q}.hrss.employment" in kept["index.html"] for q in ("2026Q1", "2026Q3"))
+    read.clear()
+    run.validate(tmp_path, raise_errors=True)  # stored again, rendering its own pages
+    assert read == [f"{QUARTER}.hrss.employment"]
+    kept = _site(tmp_path)
 
     (tmp_path / "gx" / "uncommitted" / "index_links.json").write_text("not json")
     read.clear()

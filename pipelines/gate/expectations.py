@@ -840,7 +840,8 @@ def _validate(
     )
     store.set(key, results)
     if update_data_docs:  # what a Checkpoint's UpdateDataDocsAction does, for this result only
-        gx_context.build_data_docs(site_names=[SITE], resource_identifiers=[suite_id, key])
+        with _index_links_kept(gx_context, out):
+            gx_context.build_data_docs(site_names=[SITE], resource_identifiers=[suite_id, key])
         datadocs.install_static(Outputs(out).data_docs_vendor)
     if run_context is not None:
         run_context.written()

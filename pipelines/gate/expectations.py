@@ -101,7 +101,7 @@ from pipelines.core.contracts import Contract, as_sent_by
 
 # `row_checks`: the module; `checks` is what the gate compiled (a list of `Check`), as elsewhere.
 from pipelines.core.faults import crash_point
-from pipelines.core.layout import Outputs
+from pipelines.core.layout import Outputs, aside
 from pipelines.core.quarters import Quarter
 from pipelines.gate import checks as row_checks
 from pipelines.gate import datadocs
@@ -1092,7 +1092,7 @@ def _index_links_kept(gx_context, out: Path) -> Iterator[None]:
     with mock.patch.object(gx_context, "get_validation_result", get_validation_result):
         yield
     if added:
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = aside(path)
         tmp.write_text(json.dumps(kept, default=str), encoding="utf-8")
         os.replace(tmp, path)
 
@@ -1121,8 +1121,7 @@ def build_data_docs(
         with _one_writer(out):
             ctx = _context_of(out, gx_context)
             if quarter is None or not Outputs(out).data_docs_index.is_file():
-                with _index_links_kept(ctx, out):
-                    ctx.build_data_docs(site_names=[SITE])
+                parts = {}
             else:
                 prefix = f"{Quarter.parse(str(quarter))}."
                 pages = Outputs(out).data_docs_validations
@@ -1141,10 +1140,9 @@ def build_data_docs(
                     k.expectation_suite_identifier.name: k.expectation_suite_identifier
                     for k in keys
                 }
-                with _index_links_kept(ctx, out):
-                    ctx.build_data_docs(
-                        site_names=[SITE], resource_identifiers=[*suites.values(), *keys]
-                    )
+                parts = {"resource_identifiers": [*suites.values(), *keys]}
+            with _index_links_kept(ctx, out):
+                ctx.build_data_docs(site_names=[SITE], **parts)
             datadocs.install_static(Outputs(out).data_docs_vendor)
     except Exception as e:
         if raise_errors:

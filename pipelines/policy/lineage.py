@@ -18,7 +18,7 @@ contracts, the parameter tables, the models before it), expanding every `*`, and
   gains or loses a key or its value (`reshaped`: one row per county and per programme
   otherwise, whatever the values);
 - `raised` (the warnings of the rules before) is not followed here: the evaluator evaluates a
-  rule again when a rule it reads (`after`) was;
+  rule that reads it again when any rule before it was (`evaluate.evaluate_changed`);
 - a name the analysis cannot resolve, a table it does not know, and a text holding what it does
   not follow (`unfollowed`: `COLUMNS(…)`, `unnest`, lateral joins, pivots, table functions,
   `union by name`, a struct's `.*`) count as reached.

@@ -47,10 +47,6 @@ from pipelines.policy.evaluate import (
     Evaluation,
 )
 
-# The tables saved, each as <q>/policy/facts/<table>.parquet: the models whose building is the
-# quarter's cost (the joins and aggregations over the registry), and the raised warnings. The
-# others are cheap from these (the thin `fct_` layer) or read only by what a reform of their
-# own parameters builds again anyway; what-if builds them when it needs them.
 logger = logging.getLogger(__name__)
 # the code an evaluation runs, besides the SQL: a saved one made by other code is not used
 _CODE = (
@@ -63,6 +59,10 @@ _CODE = (
     policy_parameters,
     pseudonym,
 )
+# The tables saved, each as <q>/policy/facts/<table>.parquet: the models whose building is the
+# quarter's cost (the joins and aggregations over the registry), and the raised warnings. The
+# others are cheap from these (the thin `fct_` layer) or read only by what a reform of their
+# own parameters builds again anyway; what-if builds them when it needs them.
 SAVED = ("int_persons", "int_roster_households", "int_registry_households", RAISED)
 
 

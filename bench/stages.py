@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                     "detail": {k: v for k, v in result.items() if k not in ("seconds", "rows")},
                 }
             )
+            if stage == "quarter":
+                rows[-1]["where"] = where_time_went(run.phases, run.wall_seconds)
             print(f"  {rows[-1]}", flush=True)
             if not run.ok:
                 break
@@ -99,6 +101,67 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r["completed"] for r in rows) and len(rows) == len(stages) else 1
 
 
+# the traced stage functions (bench.steps._trace_stages), in the order of a quarter's steps
+PARTS = (
+    ("gate_extract", "extract steps"),
+    ("run_extract", "of which the gate"),
+    ("ge", "of which GE and the result"),
+    ("gate_feedback", "feedback"),
+    ("account", "accounting, Data Docs"),
+    ("evaluate_quarter", "policy"),
+    ("publish_quarter", "publishing"),
+)
+
+
+def where_time_went(phases, wall: float) -> dict:
+    """Seconds per quarter and traced function (the calls the quarter's steps make; the
+    feedback's own extracts stay inside `gate_feedback`), `ge` being an extract step's time
+    outside the gate (Great Expectations and the saved result); the five slowest extract
+    steps; and `rest`: the stage's wall time outside every traced call (process start,
+    imports, Dagster's own work between steps)."""
+    per: dict[str, dict[str, float]] = {}
+    extracts = []
+    top = [p for p in phases if p.depth == 1]
+    for p in phases:
+        fn, quarter, *extract = p.name.split(" ")
+        if p.depth == 1 or (p.depth == 2 and fn == "run_extract"):
+            part = per.setdefault(quarter, {})
+            part[fn] = part.get(fn, 0.0) + p.seconds(p.start)
+        if p.depth == 1 and fn == "gate_extract":
+            extracts.append((p.seconds(p.start), quarter, extract[0]))
+    for part in per.values():
+        part["ge"] = part.get("gate_extract", 0.0) - part.get("run_extract", 0.0)
+    extracts.sort(reverse=True)
+    return {
+        "per_quarter": per,
+        "slowest_extract_steps": [
+            {"seconds": round(s, 2), "quarter": q, "extract": e} for s, q, e in extracts[:5]
+        ],
+        "rest": wall - sum(p.seconds(p.start) for p in top),
+    }
+
+
+def _render_where(stage: dict) -> list[str]:
+    w = stage["where"]
+    head = " | ".join(label for _, label in PARTS)
+    lines = [
+        "",
+        f"Where `{stage['stage']}`'s time went (traced calls, seconds; the rest of its wall "
+        f"time, {w['rest']:.1f} s, is process start, imports and Dagster between steps):",
+        "",
+        f"| quarter | {head} |",
+        "| --- |" + " ---: |" * len(PARTS),
+    ]
+    for q, part in sorted(w["per_quarter"].items()):
+        cells = " | ".join(f"{part.get(fn, 0.0):.1f}" for fn, _ in PARTS)
+        lines.append(f"| {q} | {cells} |")
+    slow = ", ".join(
+        f"{e['extract']} {e['seconds']:.1f} s ({e['quarter']})" for e in w["slowest_extract_steps"]
+    )
+    lines += ["", f"Slowest extract steps: {slow or 'none'}."]
+    return lines
+
+
 def render(r: dict) -> str:
     m = r["machine"]
     lines = [
@@ -117,6 +180,9 @@ def render(r: dict) -> str:
             f"| {s['stage']} | {'yes' if s['completed'] else 'NO'} | {s['seconds']:.1f} s | "
             f"{rows} | {rate} | {s['peak_rss_gib']:.2f} GiB |"
         )
+    for s in r["stages"]:
+        if s.get("where"):
+            lines += _render_where(s)
     return "\n".join(lines) + "\n"
 
 

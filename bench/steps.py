@@ -145,6 +145,7 @@ def quarter(args: dict, tracer: Tracer) -> dict:
 
     os.environ.setdefault(KEY_ENV, pseudonym.DEMO_KEY)  # synthetic data only
     quarters = parse_quarter_list(args["quarters"])
+    _trace_stages(tracer)
     t0 = time.perf_counter()
     code = tracer.span(
         "safetynet run",
@@ -165,6 +166,43 @@ def quarter(args: dict, tracer: Tracer) -> dict:
         "extracts_passed": sum(r.status == "PASSED" for r in results),
         "extracts": len(results),
     }
+
+
+def _trace_stages(tracer: Tracer) -> None:
+    """Trace the stage functions the quarter's assets call, each call labelled `<function>
+    <quarter>[ <department>/<extract>]` (`bench.stages.where_time_went` sums them by function
+    and quarter): an extract step's whole work (`gate_extract`: the gate, then Great
+    Expectations and the saved result) and the gate's part of it (`run_extract`: read, check,
+    write), the feedback files, the accounting with the quarter's Data Docs (`account`), the
+    policy step and publishing."""
+    import inspect
+
+    from pipelines.gate import stage as gate_stage
+    from pipelines.policy import stage as policy_stage
+    from pipelines.publish import stage as publish_stage
+
+    def label(owner, attr: str):
+        signature = inspect.signature(getattr(owner, attr))
+
+        def name(*a, **k) -> str:
+            bound = signature.bind(*a, **k).arguments
+            where = ""
+            if "contract" in bound:
+                dept = bound.get("department") or bound["contract"].department
+                where = f" {dept}/{bound['contract'].extract}"
+            return f"{attr} {bound['quarter']}{where}"
+
+        return name
+
+    for owner, attr in (
+        (gate_stage, "gate_extract"),
+        (gate_stage, "run_extract"),
+        (gate_stage, "gate_feedback"),
+        (gate_stage, "account"),
+        (policy_stage, "evaluate_quarter"),
+        (publish_stage, "publish_quarter"),
+    ):
+        tracer.wrap(owner, attr, label(owner, attr))
 
 
 def policy(args: dict, tracer: Tracer) -> dict:

@@ -6,6 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance
+from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
 from stdnum.cn import ric
 
 from pipelines.core.contracts import extract_contracts
@@ -180,6 +181,14 @@ def test_steps_in_parallel_processes_give_the_same_outputs_as_one_after_another(
         }
         # every step ran in a process of its own
         assert len(pids) > 20 and os.getpid() not in pids
+        # what the step processes wrote through the pooled connections is Dagster's event log,
+        # as its own storage class reads it
+        stock = ConsolidatedSqliteEventLogStorage(runs.event_log_storage._base_dir)
+        try:
+            as_stock = stock.get_records_for_run(record.dagster_run.run_id, limit=10_000)
+        finally:
+            stock.dispose()
+        assert [r.event_log_entry for r in as_stock.records] == events
     finally:
         runs.dispose()
 

@@ -21,7 +21,12 @@ from pipelines.core.quarters import Quarter
 from pipelines.gate import arrival
 from pipelines.gate.arrival import departments
 from pipelines.orchestration.definitions import JOB_NAME, QUARTERS, build_definitions
-from pipelines.orchestration.instance import write_instance_config
+from pipelines.orchestration.instance import (
+    INSTANCE_YAML,
+    PREVIOUS_YAML,
+    EventLogStorage,
+    write_instance_config,
+)
 from pipelines.orchestration.resources import Settings
 from pipelines.orchestration.schedules import (
     SCHEDULE_NAME,
@@ -318,9 +323,24 @@ def test_instance_config_makes_runs_serial(tmp_path):
     try:
         assert type(inst.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert inst.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+        # the event log: Dagster's consolidated SQLite database, its connections pooled
+        storage = inst.event_log_storage
+        assert isinstance(storage, EventLogStorage)
+        assert storage.get_db_path().startswith(str(home / "history"))
+        with storage.index_connection() as conn:
+            first = conn.connection.dbapi_connection
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        with storage.run_connection(None) as conn:
+            assert conn.connection.dbapi_connection is first  # pooled, not opened again
     finally:
         inst.dispose()
     # an existing dagster.yaml is left alone
     path.write_text("# mine\n")
     write_instance_config(home)
     assert path.read_text() == "# mine\n"
+    # unless an earlier safetynet wrote it: then it gets the pooled event log
+    path.write_text(PREVIOUS_YAML.format(base_dir=home / "history"))
+    write_instance_config(home)
+    assert path.read_text() == INSTANCE_YAML.format(base_dir=home / "history")
+    assert "class: EventLogStorage" in path.read_text()

@@ -22,22 +22,39 @@
   whose previous quarter has not yet been processed is something the policy stage should refuse
   or flag, rather than trust the ordering alone.
 
-The event log is one SQLite database for every run (`ConsolidatedSqliteEventLogStorage` under
-`<home>/history/`), made when the instance is first opened: with Dagster's default of one database
-per run, steps that start together in processes of their own (`safetynet run --max-concurrent`)
-race to create it ("UNIQUE constraint failed: alembic_version"). An instance whose `dagster.yaml`
-was written before keeps its own settings.
+The event log is one SQLite database for every run (Dagster's `ConsolidatedSqliteEventLogStorage`
+under `<home>/history/`), made when the instance is first opened: with Dagster's default of one
+database per run, steps that start together in processes of their own (`safetynet run
+--max-concurrent`) race to create it ("UNIQUE constraint failed: alembic_version").
+
+**Event log writes.** Dagster's SQLite storage opens a new engine and connection for every
+write: a quarter writes about 260 events (the steps', the planned materialisations', the checks'),
+each paying for a connection, a synced commit and, when the connection closes as the only one, a
+WAL checkpoint. `EventLogStorage` keeps one engine per process with its connections pooled, and
+sets `synchronous=NORMAL`, SQLite's own advice for a database in WAL mode: a commit is no longer
+synced to disk one at a time; a power loss may lose the last events, never the database's
+consistency, and a killed process loses nothing committed. Under cProfile it took a `test`
+quarter's event writes from 7.3 s to 2.0 s (bench/README.md). The tables and the file are
+Dagster's, unchanged, so the UI and `dagster` commands read them as before.
+
+An instance whose `dagster.yaml` was written by an earlier safetynet (`PREVIOUS_YAML`, exactly) is
+brought up to this one; any other existing `dagster.yaml` keeps its own settings.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+
+from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from sqlalchemy import Engine, create_engine, event
 
 from pipelines.core.layout import DAGSTER_HISTORY, DAGSTER_YAML
 
-INSTANCE_YAML = """\
+PREVIOUS_YAML = """\
 # Written by safetynet (pipelines/orchestration/instance.py): one run at a time, so a backfill
 # of several quarters runs them one after the other in the order submitted (oldest first), and
 # DuckDB keeps one writer. QueuedRunCoordinator is Dagster's default run coordinator.
@@ -56,16 +73,56 @@ event_log_storage:
   config:
     base_dir: {base_dir}
 """
+# the same event log, its connections pooled (EventLogStorage below)
+INSTANCE_YAML = PREVIOUS_YAML.replace(
+    "  module: dagster.core.storage.event_log\n  class: ConsolidatedSqliteEventLogStorage\n",
+    "  module: pipelines.orchestration.instance\n  class: EventLogStorage\n",
+)
+_ENGINES: dict[tuple[int, str], Engine] = {}
 
 
 def write_instance_config(home: str | os.PathLike) -> Path:
-    """Write `dagster.yaml` (one run at a time) into the Dagster home unless one is there."""
+    """Write `dagster.yaml` (one run at a time) into the Dagster home unless one is there; one
+    an earlier safetynet wrote is brought up to date."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     path = home / DAGSTER_YAML
-    if not path.exists():
-        path.write_text(INSTANCE_YAML.format(base_dir=home / DAGSTER_HISTORY), encoding="utf-8")
+    history = home / DAGSTER_HISTORY
+    if not path.exists() or path.read_text(encoding="utf-8") == PREVIOUS_YAML.format(
+        base_dir=history
+    ):
+        path.write_text(INSTANCE_YAML.format(base_dir=history), encoding="utf-8")
     return path
+
+
+class EventLogStorage(ConsolidatedSqliteEventLogStorage):
+    """Dagster's consolidated SQLite event log with one engine per process, its connections
+    pooled, and `synchronous=NORMAL` (the module's docstring says why). Dagster opens every read
+    and write through `_connect`, each one transaction, as in its own class."""
+
+    @contextmanager
+    def _connect(self):
+        # one engine per process: a step process forked from this one opens its own
+        key = (os.getpid(), self._conn_string)
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = create_engine(
+                self._conn_string, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+            )
+            event.listen(engine, "connect", _synchronous_normal)
+            engine = _ENGINES.setdefault(key, engine)
+        with engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self):
+        super().dispose()
+        engine = _ENGINES.pop((os.getpid(), self._conn_string), None)
+        if engine is not None:
+            engine.dispose()
+
+
+def _synchronous_normal(dbapi_connection, _record) -> None:
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 if __name__ == "__main__":  # `python -m pipelines.orchestration.instance <dagster home>` (make ui)

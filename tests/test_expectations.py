@@ -32,6 +32,7 @@ from polars.io.plugins import register_io_source
 from stdnum.cn import ric
 
 from pipelines.core import contracts, gbt2260
+from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter
 from pipelines.gate import checks as row_checks
 from pipelines.gate import expectations
@@ -1142,8 +1143,6 @@ def test_a_run_keeps_one_context_until_another_process_changes_the_configuration
     """One Great Expectations context serves the run's steps; when the project's configuration
     changed on disk (a parallel step added an asset), the context is opened again rather than
     one holding the old configuration writing it back."""
-    from pipelines.core.layout import Outputs
-
     run = expectations.RunContext(tmp_path)
     first = run.get()
     assert run.get() is first
@@ -1152,6 +1151,27 @@ def test_a_run_keeps_one_context_until_another_process_changes_the_configuration
     config.write_text(config.read_text(encoding="utf-8") + "\n# another step\n", encoding="utf-8")
     second = run.get()
     assert second is not first and run.get() is second
+
+
+def test_the_context_substitutes_no_configuration_variables(tmp_path, monkeypatch):
+    """The project names no configuration-variables file, so GE never reads one: it would parse
+    that YAML file at every substitution of its configuration, hundreds of times a quarter."""
+    from great_expectations.core import config_provider
+
+    read = []
+    monkeypatch.setattr(
+        config_provider._ConfigurationVariablesConfigurationProvider,
+        "get_values",
+        lambda self: read.append(self) or {},
+    )
+    expectations.context(tmp_path)  # a new project: GE's template names the file
+    read.clear()
+    ctx = expectations.context(tmp_path)
+    assert ctx.variables.config_variables_file_path is None
+    ctx.data_sources.add_pandas("probe")  # substitutes the configuration
+    again = expectations.context(tmp_path)
+    assert again.data_sources.get("probe") is not None
+    assert read == []
 
 
 def test_an_unchanged_suite_is_not_written_again_and_a_rerun_keeps_one_definition(

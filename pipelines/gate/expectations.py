@@ -448,8 +448,8 @@ def _site_config(out: Path) -> dict:
 
 def context(out: Path):
     """The file context at `<out>/gx`, its Data Docs site at `<out>/data_docs` (absolute),
-    quiet: no usage statistics, no progress bars. The configuration is written only when it
-    changes, so concurrent runs do not rewrite it."""
+    quiet: no usage statistics, no progress bars, no configuration variables. The configuration
+    is written only when it changes, so concurrent runs do not rewrite it."""
     out = Path(out).resolve()
     root = Outputs(out).gx_project
     root.mkdir(parents=True, exist_ok=True)
@@ -465,6 +465,11 @@ def context(out: Path):
         changed = True
     if ctx.variables.analytics_enabled is not False:
         ctx.variables.analytics_enabled = False
+        changed = True
+    # no configuration-variables file: the project substitutes none, and GE would read and
+    # parse that YAML file again at every substitution (229 times in a `test` quarter)
+    if ctx.variables.config_variables_file_path is not None:
+        ctx.variables.config_variables_file_path = None
         changed = True
     if changed:
         ctx.variables.save()

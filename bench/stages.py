@@ -114,12 +114,13 @@ PARTS = (
 
 
 def where_time_went(phases, wall: float) -> dict:
-    """Seconds per quarter and traced function (the calls the quarter's steps make; the
+    """Seconds and peak RSS per quarter and traced function (the calls the quarter's steps make; the
     feedback's own extracts stay inside `gate_feedback`), `ge` being an extract step's time
     outside the gate (Great Expectations and the saved result); the five slowest extract
     steps; and `rest`: the stage's wall time outside every traced call (process start,
     imports, Dagster's own work between steps)."""
     per: dict[str, dict[str, float]] = {}
+    peak: dict[str, dict[str, float]] = {}
     extracts = []
     top = [p for p in phases if p.depth == 1]
     for p in phases:
@@ -127,6 +128,8 @@ def where_time_went(phases, wall: float) -> dict:
         if p.depth == 1 or (p.depth == 2 and fn == "run_extract"):
             part = per.setdefault(quarter, {})
             part[fn] = part.get(fn, 0.0) + p.seconds(p.start)
+            high = peak.setdefault(quarter, {})
+            high[fn] = max(high.get(fn, 0.0), p.rss_peak / GIB)
         if p.depth == 1 and fn == "gate_extract":
             extracts.append((p.seconds(p.start), quarter, extract[0]))
     for part in per.values():
@@ -134,6 +137,7 @@ def where_time_went(phases, wall: float) -> dict:
     extracts.sort(reverse=True)
     return {
         "per_quarter": per,
+        "peak_rss_gib": peak,
         "slowest_extract_steps": [
             {"seconds": round(s, 2), "quarter": q, "extract": e} for s, q, e in extracts[:5]
         ],
@@ -155,6 +159,9 @@ def _render_where(stage: dict) -> list[str]:
     for q, part in sorted(w["per_quarter"].items()):
         cells = " | ".join(f"{part.get(fn, 0.0):.1f}" for fn, _ in PARTS)
         lines.append(f"| {q} | {cells} |")
+        high = w["peak_rss_gib"].get(q, {})
+        cells = " | ".join(f"{high[fn]:.2f} GiB" if fn in high else "" for fn, _ in PARTS)
+        lines.append(f"| {q}, peak RSS inside | {cells} |")
     slow = ", ".join(
         f"{e['extract']} {e['seconds']:.1f} s ({e['quarter']})" for e in w["slowest_extract_steps"]
     )

@@ -33,9 +33,9 @@ each paying for a connection, a synced commit and, when the connection closes as
 WAL checkpoint. `EventLogStorage` keeps one engine per process with its connections pooled, and
 sets `synchronous=NORMAL`, SQLite's own advice for a database in WAL mode: a commit is no longer
 synced to disk one at a time; a power loss may lose the last events, never the database's
-consistency, and a killed process loses nothing committed. Under cProfile it took a `test`
-quarter's event writes from 7.3 s to 2.0 s (bench/README.md). The tables and the file are
-Dagster's, unchanged, so the UI and `dagster` commands read them as before.
+consistency, and a killed process loses nothing committed (figures: bench/README.md, "Issue 12,
+third pass"). The tables and the file are Dagster's, unchanged, so the UI and `dagster`
+commands read them as before.
 
 An instance whose `dagster.yaml` was written by an earlier safetynet (`PREVIOUS_YAML`, exactly) is
 brought up to this one; any other existing `dagster.yaml` keeps its own settings.

@@ -1,6 +1,7 @@
 """The shape of the house (docs/architecture.md): a folder per stage, importing only the core and
-the stage before it; one module naming every path; no environment read, private Dagster import,
-`assert`, swallowed exception or mutable module state in the product's code."""
+the stage before it; one module naming every path; no environment read, private Dagster import
+(one, named below), `assert`, swallowed exception or mutable module state in the product's
+code."""
 
 from __future__ import annotations
 
@@ -116,7 +117,11 @@ def test_no_private_dagster_module_assert_or_swallowed_exception():
     found = []
     for path in MODULES:
         tree = _tree(path)
-        found += [f"{_name(path)} imports {n}" for n in _imports(tree) if n.startswith("dagster._")]
+        found += [
+            f"{_name(path)} imports {n}"
+            for n in _imports(tree)
+            if n.startswith("dagster._") and (path, n) not in PRIVATE_DAGSTER
+        ]
         for node in ast.walk(tree):
             if isinstance(node, ast.Assert):
                 found.append(f"{_name(path)}:{node.lineno}: assert")
@@ -135,6 +140,15 @@ def test_no_private_dagster_module_assert_or_swallowed_exception():
     assert found == []
 
 
+# the one private Dagster import: its SQLite event log, public but importable only from there,
+# subclassed to pool its connections (orchestration/instance.py; tests/test_operations.py checks
+# the pooling, so a Dagster that renames what is overridden fails there)
+PRIVATE_DAGSTER = {
+    (
+        PACKAGE / "orchestration" / "instance.py",
+        "dagster._core.storage.event_log.ConsolidatedSqliteEventLogStorage",
+    )
+}
 _MUTATORS = {"append", "extend", "add", "update", "clear", "pop", "remove", "setdefault", "insert"}
 
 

@@ -48,9 +48,11 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+# Dagster's own storage class, public (`@public`, named in dagster.yaml as
+# `dagster.core.storage.event_log`) but importable only from its private module: the one private
+# Dagster import of the package (tests/test_architecture.py names it)
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import create_engine, event
 
 from pipelines.core.layout import DAGSTER_HISTORY, DAGSTER_YAML
 
@@ -78,7 +80,7 @@ INSTANCE_YAML = PREVIOUS_YAML.replace(
     "  module: dagster.core.storage.event_log\n  class: ConsolidatedSqliteEventLogStorage\n",
     "  module: pipelines.orchestration.instance\n  class: EventLogStorage\n",
 )
-_ENGINES: dict[tuple[int, str], Engine] = {}
+BUSY_TIMEOUT_SECONDS = 30  # as Dagster's own SQLite storages wait for a lock
 
 
 def write_instance_config(home: str | os.PathLike) -> Path:
@@ -102,23 +104,23 @@ class EventLogStorage(ConsolidatedSqliteEventLogStorage):
 
     @contextmanager
     def _connect(self):
-        # one engine per process: a step process forked from this one opens its own
-        key = (os.getpid(), self._conn_string)
-        engine = _ENGINES.get(key)
-        if engine is None:
+        # made on first use (Dagster's __init__ connects before it returns), and again in a
+        # process forked from this one: a child must not use its parent's connections
+        pooled = getattr(self, "_pooled", None)
+        if pooled is None or pooled[0] != os.getpid():
             engine = create_engine(
-                self._conn_string, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+                self._conn_string, connect_args={"timeout": BUSY_TIMEOUT_SECONDS}
             )
             event.listen(engine, "connect", _synchronous_normal)
-            engine = _ENGINES.setdefault(key, engine)
-        with engine.connect() as conn, conn.begin():
+            self._pooled = pooled = (os.getpid(), engine)
+        with pooled[1].connect() as conn, conn.begin():
             yield conn
 
     def dispose(self):
         super().dispose()
-        engine = _ENGINES.pop((os.getpid(), self._conn_string), None)
-        if engine is not None:
-            engine.dispose()
+        pooled, self._pooled = getattr(self, "_pooled", None), None
+        if pooled is not None and pooled[0] == os.getpid():
+            pooled[1].dispose()
 
 
 def _synchronous_normal(dbapi_connection, _record) -> None:

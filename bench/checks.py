@@ -11,10 +11,9 @@ Writes `.bench/report-checks-<rows>.{md,json}`.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
-from bench import BENCH_DIR
+from bench import BENCH_DIR, write_report
 from bench.gate import code_version, machine_info
 from bench.residents import QUARTER, generate
 
@@ -73,10 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         *(f"| {name} | {s:.2f} | {a.rows / s:,.0f} |" for name, s in rows),
     ]
     md = "\n".join(lines) + "\n"
-    (BENCH_DIR / f"report-checks-{a.rows}.md").write_text(md, encoding="utf-8")
-    (BENCH_DIR / f"report-checks-{a.rows}.json").write_text(
-        json.dumps(report, indent=2), encoding="utf-8"
-    )
+    write_report(f"report-checks-{a.rows}", md, report)
     print(md)
     return 0
 

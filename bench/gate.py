@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -30,7 +29,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import BENCH_DIR
+from bench import BENCH_DIR, write_report
 from bench.measure import GIB, PROJECT_ROOT, StepRun, default_cap, mem_info, run_step
 from bench.residents import BYTES_PER_ROW, QUARTER, cache_dir, generate
 
@@ -96,10 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     md = render_markdown(report)
     for name in ("report-gate", f"report-gate-{a.rows}"):
-        (BENCH_DIR / f"{name}.md").write_text(md, encoding="utf-8")
-        (BENCH_DIR / f"{name}.json").write_text(
-            json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8"
-        )
+        write_report(f"{name}", md, report)
     print()
     print(md)
     print(f"report: {BENCH_DIR / 'report-gate.md'} and .json")

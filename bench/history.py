@@ -11,14 +11,13 @@ twelfth quarter costs at most 1.1× the second. Writes `.bench/report-history-<s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from bench import BENCH_DIR
+from bench import BENCH_DIR, write_report
 from bench.gate import code_version, machine_info
 
 GATE_STEPS = ("gate__feedback", "gate__extract_quality")
@@ -135,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{steps.get(q, {}).get(c, 0):.1f}" for c in columns]
         lines.append(f"| {q} | {codes[q]} | {walls[q]:.1f} s | " + " | ".join(cells) + " |")
     md = "\n".join(lines) + "\n"
-    (BENCH_DIR / f"report-history-{a.scale}.md").write_text(md, encoding="utf-8")
-    (BENCH_DIR / f"report-history-{a.scale}.json").write_text(
-        json.dumps(report, indent=2), encoding="utf-8"
-    )
+    write_report(f"report-history-{a.scale}", md, report)
     print()
     print(md)
     return 0

@@ -19,12 +19,11 @@ expectation, fact, rule and output, Dagster's own run and the saved results. Set
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from bench import BENCH_DIR
+from bench import BENCH_DIR, write_report
 from bench.gate import code_version, machine_info
 from bench.measure import default_cap, run_step
 
@@ -109,10 +108,7 @@ def _measure(a, files: list[Path], work: Path, cap: int) -> int:
     if unread:
         lines += ["", f"Not CSV, not read (counted as 0 s): {', '.join(unread)}."]
     md = "\n".join(lines) + "\n"
-    (BENCH_DIR / f"report-least-{a.quarter}.md").write_text(md, encoding="utf-8")
-    (BENCH_DIR / f"report-least-{a.quarter}.json").write_text(
-        json.dumps(report, indent=2), encoding="utf-8"
-    )
+    write_report(f"report-least-{a.quarter}", md, report)
     print(md)
     return 0
 

@@ -17,12 +17,11 @@ changed parameter reaches, then written).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from bench import BENCH_DIR
+from bench import BENCH_DIR, write_report
 from bench.gate import code_version, machine_info
 from bench.measure import GIB, default_cap, run_step
 
@@ -92,10 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     md = render(report)
     # a subset of stages gets its own report, not the full run's
     name = a.scale if stages == list(STAGES) else f"{a.scale}-{'-'.join(stages)}"
-    (BENCH_DIR / f"report-stages-{name}.md").write_text(md, encoding="utf-8")
-    (BENCH_DIR / f"report-stages-{name}.json").write_text(
-        json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8"
-    )
+    write_report(f"report-stages-{name}", md, report)
     print()
     print(md)
     return 0 if all(r["completed"] for r in rows) and len(rows) == len(stages) else 1

@@ -4,6 +4,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -35,6 +36,8 @@ from pipelines.orchestration.schedules import (
     today_in_shanghai,
 )
 from pipelines.orchestration.sensors import DIGEST_TAG, SENSOR_NAME, build_landing_sensor
+from pipelines.policy.engine import DEFAULT_MEMORY
+from pipelines.policy.spark import spark_memory
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TODAY = dt.date(2026, 11, 29)  # the sensor's "today" in these tests: 2026Q4 is not over
@@ -344,3 +347,20 @@ def test_instance_config_makes_runs_serial(tmp_path):
     write_instance_config(home)
     assert path.read_text() == INSTANCE_YAML.format(base_dir=home / "history")
     assert "class: EventLogStorage" in path.read_text()
+
+
+def test_the_memory_cap_reaches_both_engines_and_its_default_is_the_one_the_readme_states(tmp_path):
+    """An engineer reads the default cap in the README, sets SAFETYNET_DUCKDB_MEMORY to change
+    it, and finds the value on DuckDB's resource and as the local Spark driver's memory."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert Settings.from_environment({}).duckdb_memory == DEFAULT_MEMORY
+    assert f"`SAFETYNET_DUCKDB_MEMORY` (default `{DEFAULT_MEMORY}`)" in readme
+    assert f"a local Spark driver's, `{spark_memory(DEFAULT_MEMORY)}`" in readme
+    for value, driver in [("", spark_memory(DEFAULT_MEMORY)), ("12GB", "12g")]:
+        settings = Settings.from_environment(
+            {"SAFETYNET_DUCKDB_MEMORY": value, "SAFETYNET_OUT": str(tmp_path / "out")}
+        )
+        defs = build_definitions(settings.landing, settings.out, settings=settings)
+        resources = defs.resources  # as given to Definitions
+        assert resources["policy_engine"].memory_limit == (value or DEFAULT_MEMORY)
+        assert resources["pyspark"].spark_config["spark.driver.memory"] == driver

@@ -10,7 +10,7 @@ stages get what they need as arguments from the assets, which get it from these 
   its value is never written to Dagster's storage, and a run without it does not start;
 - `policy_engine`: the engine of the policy stage and of the lifecycle's comparison
   (`safetynet run --engine`, `SAFETYNET_ENGINE`: `duckdb`, the default, or `spark`) and its
-  memory, `SAFETYNET_DUCKDB_MEMORY` (default 10GB; past it DuckDB spills to `<out>/.duckdb/`,
+  memory, `SAFETYNET_DUCKDB_MEMORY` (default 7GB; past it DuckDB spills to `<out>/.duckdb/`,
   Spark to `<out>/.spark/`);
   `SAFETYNET_SPARK_SUBMIT` (or the resource's `spark_submit`) sends the policy and publishing
   steps to a cluster as Spark applications of their own, through Dagster Pipes

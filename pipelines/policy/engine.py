@@ -23,7 +23,9 @@ from typing import Any, ClassVar
 import duckdb
 import pyarrow as pa
 
-DEFAULT_MEMORY = "10GB"  # DuckDB's own; Python's frames come on top (peak RSS in bench/README.md)
+# DuckDB's own (and a local Spark driver's); Python's frames come on top. 7GB keeps the province's
+# quarter with a window of four under 12 GiB peak RSS, where 10GB reached 13.98 (bench/README.md)
+DEFAULT_MEMORY = "7GB"
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
 

@@ -203,11 +203,13 @@ def _trace_stages(tracer: Tracer) -> None:
     and quarter): an extract step's whole work (`gate_extract`: the gate, then Great
     Expectations and the saved result) and the gate's part of it (`run_extract`: read, check,
     write), the feedback files, the accounting with the quarter's Data Docs (`account`), the
-    policy step and publishing."""
+    policy step, and publishing with two of its parts: the lifecycle and routed files
+    (`publish`) and the warehouse's load (`load_quarter`)."""
     import inspect
 
     from pipelines.gate import stage as gate_stage
     from pipelines.policy import stage as policy_stage
+    from pipelines.publish import routed, warehouse
     from pipelines.publish import stage as publish_stage
 
     def label(owner, attr: str):
@@ -230,6 +232,8 @@ def _trace_stages(tracer: Tracer) -> None:
         (gate_stage, "account"),
         (policy_stage, "evaluate_quarter"),
         (publish_stage, "publish_quarter"),
+        (routed, "publish"),
+        (warehouse, "load_quarter"),
     ):
         tracer.wrap(owner, attr, label(owner, attr))
 

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     md = render_markdown(report)
     for name in ("report-gate", f"report-gate-{a.rows}"):
-        write_report(f"{name}", md, report)
+        write_report(name, md, report)
     print()
     print(md)
     print(f"report: {BENCH_DIR / 'report-gate.md'} and .json")

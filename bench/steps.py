@@ -129,8 +129,11 @@ def gate(args: dict, tracer: Tracer) -> dict:
         }
     checked.close()
     outputs = {
-        name: Path(p).stat().st_size
-        for name, p in (("staging", r.staging_path), ("quarantine", r.quarantine_path))
+        name: p.stat().st_size
+        for name, p in (
+            ("staging", r.staged(Path(args["out"]))),
+            ("quarantine", r.quarantined(Path(args["out"]))),
+        )
         if p
     }
     return {

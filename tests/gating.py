@@ -48,8 +48,9 @@ def run_gate(
     """Gate one extract and read back its staging and quarantine Parquet files."""
     checked = gate.run_extract(contract, landing, out, quarter, **options)
     result = checked.result
-    staging = pl.read_parquet(result.staging_path) if result.staging_path else None
-    quarantine = pl.read_parquet(result.quarantine_path) if result.quarantine_path else None
+    staged, quarantined = result.staged(out), result.quarantined(out)
+    staging = pl.read_parquet(staged) if staged else None
+    quarantine = pl.read_parquet(quarantined) if quarantined else None
     return GateRun(result, staging, quarantine)
 
 

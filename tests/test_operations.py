@@ -347,6 +347,10 @@ def test_instance_config_makes_runs_serial(tmp_path):
     write_instance_config(home)
     assert path.read_text() == INSTANCE_YAML.format(base_dir=home / "history")
     assert "class: EventLogStorage" in path.read_text()
+    # and one written for the folder this one was copied from names this folder's history
+    path.write_text(INSTANCE_YAML.format(base_dir=tmp_path / "elsewhere" / "history"))
+    write_instance_config(home)
+    assert path.read_text() == INSTANCE_YAML.format(base_dir=home / "history")
 
 
 def test_the_memory_cap_reaches_both_engines_and_its_default_is_the_one_the_readme_states(tmp_path):

@@ -417,7 +417,9 @@ def test_staging_is_written_for_the_quarter_and_department(landing, out):
     contract = contract_named("nhsa.enrollments")
     write_extract(landing, contract, make_rows(contract, 60))
     run = run_gate(contract, landing, out)
-    assert Path(run.result.staging_path) == out / str(QUARTER) / "staging/nhsa/enrollments.parquet"
+    assert run.result.staged(out) == out / str(QUARTER) / "staging/nhsa/enrollments.parquet"
+    # recorded relative to the output folder, so that a moved folder reads its own
+    assert run.result.staging_path == f"{QUARTER}/staging/nhsa/enrollments.parquet"
 
 
 # ------------------------------------------------------------------ typed cells by their value

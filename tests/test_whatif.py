@@ -18,7 +18,7 @@ from pipelines.core.pseudonym import DEMO_KEY
 from pipelines.core.quarters import Quarter
 from pipelines.generate import generate
 from pipelines.orchestration import cli
-from pipelines.policy import whatif
+from pipelines.policy import facts, whatif
 
 Q3 = Quarter(2026, 3)
 AFTER = dt.date(2026, 10, 1)  # the day after the quarter ends
@@ -167,6 +167,43 @@ def test_the_saved_facts_serve_only_while_nothing_they_stand_on_has_changed(publ
     )
     assert again.changes.equals(first.changes)
     assert run(published, path).baseline_from == "the quarter's saved evaluation"
+
+
+def test_an_output_folder_moved_elsewhere_runs_the_next_quarter_and_a_reform_on_its_own_files(
+    published, tmp_path
+):
+    """A province restores `<out>` from a backup on another machine (another path): the next
+    quarter reads the moved quarter's staging tables as part of W, and a reform on the moved
+    quarter uses its saved evaluation, because every path recorded inside `<out>` is relative
+    to it. Nothing left in the folder names the one it came from, but the Dagster event log's
+    history of the runs made there."""
+    import shutil
+
+    original, moved = tmp_path / "original", tmp_path / "restored" / "out"
+    shutil.copytree(published, original)  # the module's folder stays for the other tests
+    shutil.copytree(original, moved)
+    shutil.rmtree(original)
+    q4 = Q3.next()
+    generate(tmp_path / "landing", "test", [q4], seed=2)
+    assert cli.run(tmp_path / "landing", moved, [q4], echo=lambda *_: None) == 0
+
+    sources = facts.Sources.from_out(moved, q4)
+    assert str(Q3) in {q for q, _, _ in sources.staging}  # W reached the moved quarter
+    assert all(p.is_relative_to(moved) and p.is_file() for p in sources.staging.values())
+    result = run(moved, reform_file(tmp_path, dibao("+5%")))
+    assert result.baseline_from == "the quarter's saved evaluation"
+    shown = pl.read_parquet(moved / str(Q3) / "policy" / "warnings.parquet")
+    assert result.baseline.warnings.sort("warning_key").equals(shown.sort("warning_key"))
+
+    history = moved / ".dagster" / "history"
+    naming_the_original = [
+        p.relative_to(moved).as_posix()
+        for p in moved.rglob("*")
+        if p.is_file()
+        and not p.is_relative_to(history)
+        and str(original).encode() in p.read_bytes()
+    ]
+    assert naming_the_original == []
 
 
 @pytest.mark.parametrize("change", ["+0%", "-0%"])
@@ -486,17 +523,6 @@ def test_the_working_age_reaches_the_employment_rule_alone_and_no_fact():
     reach = Reach(["working_age"])
     assert not any(reach.model(m).anything for m in facts.MODELS)
     assert _reached_rules(["working_age"]) == {"PNI_EMPLOYMENT_ASSISTANCE"}
-
-
-def test_a_staging_table_outside_the_output_folder_is_recorded_by_its_whole_path(tmp_path):
-    """The gate's results name their staging tables by full path: an output folder copied
-    elsewhere still points at the old one's for earlier quarters of W."""
-    from pipelines.policy import saved
-
-    out = tmp_path / "out"
-    assert saved._named(out / "2026Q3" / "staging" / "a.parquet", out) == "2026Q3/staging/a.parquet"
-    elsewhere = tmp_path / "old" / "2026Q2" / "staging" / "a.parquet"
-    assert saved._named(elsewhere, out) == str(elsewhere)
 
 
 # tekun_elderly_age 60 -> 58 on persons of 57 to 60 living alone with no income (Fuzhou, E =

@@ -24,6 +24,10 @@ output folder `<out>/` (outputs.md). No other module spells a path; each asks th
   landing/                                the demo's generated landing folder  (make demo)
 ```
 
+A path recorded inside `<out>/` (the gate's results, the saved facts' record) is relative to
+`<out>/` (`Outputs.written`, `Outputs.read`): the folder can be copied, moved or restored from a
+backup and still reads its own files.
+
 Which table a stage writes under `tables/` is named by that stage (`TABLES` below lists them all,
 with the stage that writes each, so a reader finds the one folder that writes a file).
 """
@@ -207,6 +211,18 @@ class Outputs:
 
     def quarter(self, quarter: object) -> QuarterOutputs:
         return QuarterOutputs(Path(self.root) / str(quarter))
+
+    def written(self, path: Path) -> str:
+        """A path under `<out>/` as a file inside `<out>/` records it: relative to `<out>/`, so
+        that a copied, moved or restored output folder reads its own files, not the original's.
+        A path outside `<out>/` is recorded as it is."""
+        path, root = Path(path), Path(self.root)
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+    def read(self, written: str) -> Path:
+        """The path a file inside `<out>/` recorded (`written`), in this output folder. An
+        absolute one (outside `<out>/`, or recorded by an earlier safetynet) stays as it is."""
+        return Path(self.root) / written
 
     def quarters(self) -> list[str]:
         """The quarters with a folder, oldest first."""

@@ -41,8 +41,17 @@ class ExtractResult:
     extra_columns: list[str] = field(default_factory=list)
     reason_rows: dict[str, int] = field(default_factory=dict)  # reason -> rows carrying it
     reason_examples: dict[str, list[str]] = field(default_factory=dict)  # masked
+    # relative to <out> (`Outputs.written`), read by `staged` and `quarantined`
     staging_path: str | None = None
     quarantine_path: str | None = None
+
+    def staged(self, out: Path) -> Path | None:
+        """The accepted rows' table in the output folder `out` (None: no row was accepted)."""
+        return Outputs(out).read(self.staging_path) if self.staging_path else None
+
+    def quarantined(self, out: Path) -> Path | None:
+        """The quarantined rows' table in the output folder `out` (None: none quarantined)."""
+        return Outputs(out).read(self.quarantine_path) if self.quarantine_path else None
 
     def quality_row(self) -> dict:
         row = asdict(self)

@@ -231,12 +231,12 @@ def run_extract(
         result.failure_reasons = [p.message for p in problems]
 
     if result.rows_quarantined:
-        result.quarantine_path = str(quarantine_path)
+        result.quarantine_path = Outputs(out).written(quarantine_path)
         _count_reasons(result, pl.scan_parquet(quarantine_path), contract, headers)
     else:
         quarantine_path.unlink(missing_ok=True)
     if result.status == PASSED:
-        result.staging_path = str(staging_path)
+        result.staging_path = Outputs(out).written(staging_path)
     if result.rows_received != result.rows_accepted + result.rows_quarantined:
         raise AccountingError(f"{dept}/{contract.extract}: accounting does not add up")
     return checked

@@ -38,12 +38,14 @@ third pass"). The tables and the file are Dagster's, unchanged, so the UI and `d
 commands read them as before.
 
 An instance whose `dagster.yaml` was written by an earlier safetynet (`PREVIOUS_YAML`, exactly) is
-brought up to this one; any other existing `dagster.yaml` keeps its own settings.
+brought up to this one, and one written in another folder (the output folder was copied, moved or
+restored) is written again for this one; any other existing `dagster.yaml` keeps its own settings.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,21 +82,34 @@ INSTANCE_YAML = PREVIOUS_YAML.replace(
     "  module: dagster.core.storage.event_log\n  class: ConsolidatedSqliteEventLogStorage\n",
     "  module: pipelines.orchestration.instance\n  class: EventLogStorage\n",
 )
+_BASE_DIR = re.compile(r"^    base_dir: (.*)$", re.MULTILINE)
 BUSY_TIMEOUT_SECONDS = 30  # as Dagster's own SQLite storages wait for a lock
 
 
 def write_instance_config(home: str | os.PathLike) -> Path:
     """Write `dagster.yaml` (one run at a time) into the Dagster home unless one is there; one
-    an earlier safetynet wrote is brought up to date."""
+    safetynet wrote is brought up to date: an earlier safetynet's, or one written for the folder
+    this home was copied, moved or restored from (Dagster takes the event log's folder only as
+    a whole path, so the file names the folder it was written in)."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     path = home / DAGSTER_YAML
-    history = home / DAGSTER_HISTORY
-    if not path.exists() or path.read_text(encoding="utf-8") == PREVIOUS_YAML.format(
-        base_dir=history
-    ):
-        path.write_text(INSTANCE_YAML.format(base_dir=history), encoding="utf-8")
+    wanted = INSTANCE_YAML.format(base_dir=home / DAGSTER_HISTORY)
+    text = path.read_text(encoding="utf-8") if path.exists() else None
+    if text is None or (text != wanted and _written_by_safetynet(text)):
+        path.write_text(wanted, encoding="utf-8")
     return path
+
+
+def _written_by_safetynet(text: str) -> bool:
+    """Whether `text` is a `dagster.yaml` safetynet wrote, for whatever Dagster home."""
+    found = _BASE_DIR.search(text)
+    if found is None:
+        return False
+    return text in (
+        PREVIOUS_YAML.format(base_dir=found[1]),
+        INSTANCE_YAML.format(base_dir=found[1]),
+    )
 
 
 class EventLogStorage(ConsolidatedSqliteEventLogStorage):

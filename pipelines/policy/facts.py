@@ -91,8 +91,9 @@ class Sources:
             for r in results:
                 key = (str(q), r.department, r.extract)
                 status[key] = r.status
-                if r.status == "PASSED" and r.staging_path:
-                    staging[key] = Path(r.staging_path)
+                staged = r.staged(out)
+                if r.status == "PASSED" and staged is not None:
+                    staging[key] = staged
         return cls(quarter, tuple(loaded), status, staging)
 
     def state(self, department: str, extract: str, quarter: Quarter | None = None) -> str:

@@ -97,13 +97,6 @@ def _stamp(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def _named(path: Path, out: Path) -> str:
-    """A file as the record names it: under `out` relative to it, else as the gate gave it (a
-    staging table of W the gate's results place elsewhere)."""
-    path, out = Path(path), Path(out)
-    return str(path.relative_to(out)) if path.is_relative_to(out) else str(path)
-
-
 def _inputs(q: QuarterOutputs, sources: facts.Sources) -> list[Path]:
     """Every file the saved evaluation stands on, besides the saved facts themselves."""
     written = [q.personal_warnings, q.table("rule_runs"), q.table("data_findings")]
@@ -156,7 +149,7 @@ def _save(
         "rules": {r.rule_id: r.rule_version for r in catalogue()},
         "parameters": evaluation.parameters,
         "key": _key_mark(key),
-        "files": {_named(p, out): _stamp(p) for p in _inputs(q, sources)},
+        "files": {Outputs(out).written(p): _stamp(p) for p in _inputs(q, sources)},
         "saved": {table: _stamp(q.saved_fact(table)) for table in SAVED},
     }
     tmp = aside(q.saved_facts_record)
@@ -214,16 +207,16 @@ def open_saved(out: Path, sources: facts.Sources, parameters: dict, key: bytes) 
         return "the facts were saved by another version of safetynet"
     files = record.get("files") or {}
     inputs = _inputs(q, sources)
-    if set(files) != {_named(p, out) for p in inputs}:
+    if set(files) != {Outputs(out).written(p) for p in inputs}:
         return "the quarter's staging tables are not those the facts were built from"
-    stamps = [(p, files[_named(p, out)]) for p in inputs]
+    stamps = [(p, files[Outputs(out).written(p)]) for p in inputs]
     stamps += [(q.saved_fact(t), record["saved"][t]) for t in SAVED]
     for path, stamp in stamps:
         try:
             if _stamp(path) != stamp:
-                return f"{_named(path, out)} has changed since"
+                return f"{Outputs(out).written(path)} has changed since"
         except FileNotFoundError:
-            return f"{_named(path, out)} is missing"
+            return f"{Outputs(out).written(path)} is missing"
     baseline = Evaluation(
         str(sources.quarter),
         True,

@@ -274,7 +274,7 @@ def policy(args: dict, tracer: Tracer) -> dict:
     )
     opened = time.perf_counter() - t0
     t0 = time.perf_counter()
-    evaluation = tracer.span("facts + rules", rules.evaluate, sources, key, engine=engine)
+    evaluation = tracer.span("facts + rules", rules.evaluate_sources, sources, key, engine=engine)
     seconds = time.perf_counter() - t0
     t0 = time.perf_counter()  # as the policy step does after writing the warnings
     kept = tracer.span("save facts", saved.save, engine, out, sources, evaluation, key)

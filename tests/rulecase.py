@@ -319,7 +319,7 @@ def run(
     """Build the case's staging tables and evaluate them, in `engine` if given (a session the
     test run keeps open, reset for each case) else in a session of its own."""
     built = build(case, folder)
-    evaluation = rules.evaluate(built.sources, pseudonym.DEMO_KEY.encode(), engine=engine)
+    evaluation = rules.evaluate_sources(built.sources, pseudonym.DEMO_KEY.encode(), engine=engine)
     return evaluation, built.ids
 
 

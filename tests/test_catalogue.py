@@ -275,7 +275,7 @@ def test_a_rule_raises_the_same_warnings_when_an_extract_it_does_not_declare_is_
 
     def subjects(s) -> dict[str, set[tuple]]:
         out: dict[str, set[tuple]] = {}
-        frame = evaluate.evaluate(s, key, engine=engine).warnings
+        frame = evaluate.evaluate_sources(s, key, engine=engine).warnings
         for rule_id, *subject in frame.select("rule_id", "id_number", "household_id").iter_rows():
             out.setdefault(rule_id, set()).add(tuple(subject))
         return out
@@ -335,7 +335,7 @@ def test_a_rule_raises_the_same_warnings_when_a_parameter_it_does_not_declare_ha
     later = gated_quarter.quarter.end + dt.timedelta(days=1)
 
     def subjects() -> tuple[dict[str, set[tuple]], set[str]]:
-        ev = evaluate.evaluate(gated_quarter, key, engine=engine)
+        ev = evaluate.evaluate_sources(gated_quarter, key, engine=engine)
         out: dict[str, set[tuple]] = {}
         for rule_id, *subject in ev.warnings.select(
             "rule_id", "id_number", "household_id"

@@ -229,13 +229,14 @@ def test_a_broken_packaged_file_stops_the_run_before_it_starts_naming_the_file(
 
 def test_the_cluster_path_submits_each_spark_step_with_the_platform_command(tmp_path):
     """`SAFETYNET_SPARK_SUBMIT`: the policy and publishing steps become `spark-submit` of
-    `orchestration/submitted.py`, with the platform's own options first and no secret on the
-    command line; the metadata it reports back keeps its Markdown and paths."""
+    `orchestration/spark_application.py` (`orchestration/spark_submission.py` builds the command),
+    with the platform's own options first and no secret on the command line; the metadata the
+    application reports back keeps its Markdown and paths."""
     from dagster import MetadataValue
 
-    from pipelines.orchestration import submitted
+    from pipelines.orchestration import spark_application, spark_submission
 
-    line = submitted.command(
+    line = spark_submission.command(
         "spark-submit --master yarn --deploy-mode client --num-executors 40",
         "policy",
         tmp_path,
@@ -249,10 +250,10 @@ def test_the_cluster_path_submits_each_spark_step_with_the_platform_command(tmp_
         "client",
         "--num-executors",
     ]
-    assert line[7].endswith("pipelines/orchestration/submitted.py")
+    assert line[7].endswith("pipelines/orchestration/spark_application.py")
     assert line[8:] == ["--step", "policy", "--out", str(tmp_path), "--quarter", "2026Q3"]
     assert not any("KEY" in part for part in line)
-    carried = submitted._pipes_metadata(
+    carried = spark_application._pipes_metadata(
         {"n": 3, "table": MetadataValue.md("| a |"), "at": MetadataValue.path("/x")}
     )
     assert carried == {

@@ -52,7 +52,7 @@ def processed(tmp_path_factory, pseudonym_key_module) -> tuple[Path, Path, dict]
     evaluations = {}
     for q in QUARTERS:
         gate_quarter(landing, out, q)
-        evaluation = rules.evaluate(facts.Sources.from_out(out, q), pseudonym_key_module)
+        evaluation = rules.evaluate_sources(facts.Sources.from_out(out, q), pseudonym_key_module)
         rules.write(out, evaluation)
         outputs.publish(out, q, pseudonym_key_module)
         warehouse.load_quarter(out, str(q))

@@ -215,7 +215,7 @@ def test_an_error_in_the_policy_step_reaches_dagster_scrubbed(tmp_path, monkeypa
     def evaluate(*args, **kwargs):
         raise ValueError(f"Conversion Error: could not convert '{leaked}'")
 
-    monkeypatch.setattr(rules, "evaluate", evaluate)
+    monkeypatch.setattr(rules, "evaluate_sources", evaluate)
     cli.run(landing, out, [QUARTER])
     logs = _dagster_text(out)
     assert idnumbers.mask(leaked) in logs  # the error is reported, masked

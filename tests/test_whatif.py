@@ -77,13 +77,13 @@ def evaluate(published: Path, every=None):
     (with the parameters `every`, the files' unless given)."""
     from pipelines.policy import facts
     from pipelines.policy.engine import DuckDBEngine
-    from pipelines.policy.evaluate import evaluate_loaded
+    from pipelines.policy.evaluate import evaluate_loaded_sources
 
     sources = facts.Sources.from_out(published, Q3)
     with DuckDBEngine(threads=1) as session:
         session.reset()
         facts.load(session, sources)
-        return evaluate_loaded(session, sources, DEMO_KEY.encode(), every)
+        return evaluate_loaded_sources(session, sources, DEMO_KEY.encode(), every)
 
 
 def one_parameter(name: str, unit: str, value: str) -> str:
@@ -445,7 +445,7 @@ def test_raising_the_standard_5pct_flags_a_household_on_each_side_of_each_line_a
 ):
     from pipelines.policy import facts
     from pipelines.policy.engine import DuckDBEngine
-    from pipelines.policy.evaluate import evaluate_loaded
+    from pipelines.policy.evaluate import evaluate_loaded_sources
     from tests import rulecase
 
     built = rulecase.build(_boundary_case(), tmp_path)
@@ -454,8 +454,10 @@ def test_raising_the_standard_5pct_flags_a_household_on_each_side_of_each_line_a
         session.reset()
         facts.load(session, built.sources)
         key = DEMO_KEY.encode()
-        baseline = evaluate_loaded(session, built.sources, key)
-        reformed = evaluate_loaded(session, built.sources, key, whatif.reformed(reform, Q3.end))
+        baseline = evaluate_loaded_sources(session, built.sources, key)
+        reformed = evaluate_loaded_sources(
+            session, built.sources, key, whatif.reformed(reform, Q3.end)
+        )
     flagged = [rulecase.subjects(e, built.ids).get("NE_DIBAO", []) for e in (baseline, reformed)]
     assert (hukou in flagged[0], hukou in flagged[1]) == (before, after)
     changes = whatif.compare("t", str(Q3), baseline.warnings, reformed.warnings)
@@ -527,23 +529,27 @@ def test_the_working_age_reaches_the_employment_rule_alone_and_no_fact():
 
 # tekun_elderly_age 60 -> 58 on persons of 57 to 60 living alone with no income (Fuzhou, E =
 # 2026-09-30), through the same path as `safetynet whatif`: the reform evaluated on the baseline's
-# facts and raised warnings (`evaluate_changed`)
+# facts and raised warnings (`evaluate_from_baseline`)
 TEKUN_AGES = {"A57": "1968-10-01", "A58": "1968-09-30", "A59": "1967-03-01", "A60": "1966-09-30"}
 
 
 def _on_the_baseline(built, reform_text: str, tmp_path: Path):
     from pipelines.policy import facts
     from pipelines.policy.engine import DuckDBEngine
-    from pipelines.policy.evaluate import BASELINE_RAISED, evaluate_changed, evaluate_loaded
+    from pipelines.policy.evaluate import (
+        BASELINE_RAISED,
+        evaluate_from_baseline,
+        evaluate_loaded_sources,
+    )
 
     reform = whatif.load_reform(reform_file(tmp_path, reform_text))
     with DuckDBEngine(threads=1) as session:
         session.reset()
         facts.load(session, built.sources)
         key = DEMO_KEY.encode()
-        baseline = evaluate_loaded(session, built.sources, key)
+        baseline = evaluate_loaded_sources(session, built.sources, key)
         session.create_table_as(BASELINE_RAISED, "select * from raised", {})
-        changed = evaluate_changed(
+        changed = evaluate_from_baseline(
             session, built.sources, key, whatif.reformed(reform, Q3.end), baseline
         )
     return baseline, changed

@@ -19,7 +19,6 @@ on (policy.md §4 decides which rules then cannot be evaluated).
 import functools
 from pathlib import Path
 
-import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -38,29 +37,36 @@ from dagster_pyspark import LazyPySparkResource
 from pipelines.core import idnumbers
 from pipelines.core.contracts import Contract, extract_contracts
 from pipelines.core.departments import CORE_EXTRACTS
-from pipelines.core.layout import Outputs
 from pipelines.core.pseudonym import KeyMissing, is_demo
 from pipelines.core.quarters import Quarter, quarter_range
 from pipelines.gate import stage as gate
-from pipelines.gate.extract import ExtractResult
-from pipelines.orchestration import submitted
+from pipelines.gate.accounting import ExtractResult, reconciliation_text
+from pipelines.orchestration import spark_submission
 from pipelines.orchestration.resources import (
     GreatExpectations,
     PolicyEngine,
     PseudonymKey,
     SafetynetPaths,
 )
+from pipelines.orchestration.results import (
+    ACCOUNTING,
+    FEEDBACK,
+    GATE,
+    OUTPUTS,
+    POLICY,
+    PUBLISHED,
+    WARNINGS,
+    WHATIF,
+    extract_key,
+    policy_result,
+    published_result,
+)
 from pipelines.policy import stage as policy
-from pipelines.policy.catalogue import CATEGORIES
+from pipelines.policy.evaluate import summary_text
 from pipelines.publish import stage as publish
 
 # Fixed up front: changing the partition set later breaks backfills (ENGINEERING.md).
 QUARTERS = StaticPartitionsDefinition(quarter_range("2020Q1", "2040Q4"))
-GATE = "gate"
-POLICY = "policy"
-OUTPUTS = "outputs"
-ACCOUNTING = AssetKey([GATE, "extract_quality"])
-WARNINGS = AssetKey([POLICY, "warnings"])
 
 
 def _site_rebuilt_later(context: AssetExecutionContext) -> bool:
@@ -69,10 +75,6 @@ def _site_rebuilt_later(context: AssetExecutionContext) -> bool:
     ends the same). A step materialised without it renders its own."""
     steps = context.run.step_keys_to_execute
     return steps is None or ACCOUNTING.to_python_identifier() in steps
-
-
-def extract_key(contract: Contract) -> AssetKey:
-    return AssetKey([contract.department, contract.extract])
 
 
 def _metadata(result: ExtractResult, ge: dict | None = None) -> dict:
@@ -165,7 +167,7 @@ def extract_asset(contract: Contract):
 
 
 @asset(
-    key=AssetKey([GATE, "feedback"]),
+    key=FEEDBACK,
     partitions_def=QUARTERS,
     group_name=GATE,
     description="Feedback of the receiving departments about earlier warnings (extracts.md §4), "
@@ -194,7 +196,7 @@ def quality_asset(extract_keys: list[AssetKey]):
         key=ACCOUNTING,
         partitions_def=QUARTERS,
         group_name=GATE,
-        deps=[*extract_keys, AssetKey([GATE, "feedback"])],
+        deps=[*extract_keys, FEEDBACK],
         description="extract_quality and quarantine_reasons for the quarter (outputs.md §2), "
         "and the Great Expectations Data Docs (outputs.md §4).",
         kinds={"parquet"},
@@ -211,7 +213,7 @@ def quality_asset(extract_keys: list[AssetKey]):
         )
         results = done.results
         failed = [f"{r.department}/{r.extract}" for r in results if r.status != "PASSED"]
-        context.log.info("reconciliation\n" + gate.accounting.reconciliation_text(results))
+        context.log.info("reconciliation\n" + reconciliation_text(results))
         return MaterializeResult(
             metadata={
                 "extracts": len(results),
@@ -251,49 +253,6 @@ def _scrubbed(fn):
     return step
 
 
-def policy_result(done: policy.Evaluated, *, demo_key: bool) -> MaterializeResult:
-    """The `policy/warnings` materialisation of an evaluated quarter: counts, the rules not
-    evaluated, and the `every_rule_evaluated` check."""
-    evaluation = done.evaluation
-    runs = evaluation.rule_runs
-    skipped = runs.filter(pl.col("status") == "NOT_EVALUATED")
-    by_category = dict(evaluation.warnings.group_by("category").len().iter_rows())
-    md = {
-        "warnings": evaluation.warnings.height,
-        **{f"warnings_{c.lower()}": by_category.get(c, 0) for c in CATEGORIES},
-        "rules_evaluated": runs.height - skipped.height,
-        "rules_not_evaluated": ", ".join(skipped["rule_id"].to_list()) or "none",
-        "window_quarters_loaded": len(done.sources.loaded),
-        "data_findings": int(evaluation.data_findings["count"].sum() or 0),
-        "demo_key": demo_key,
-        "rule_runs": MetadataValue.path(str(done.written["rule_runs"])),
-    }
-    return MaterializeResult(
-        metadata=md,
-        check_results=[
-            AssetCheckResult(
-                check_name="every_rule_evaluated",
-                asset_key=WARNINGS,
-                passed=skipped.height == 0,
-                severity=AssetCheckSeverity.ERROR
-                if not evaluation.processed
-                else AssetCheckSeverity.WARN,
-                metadata={
-                    "not_evaluated": MetadataValue.md(
-                        "| rule | reason |\n| --- | --- |\n"
-                        + "\n".join(
-                            f"| {r} | {why} |"
-                            for r, why in skipped.select("rule_id", "reason").iter_rows()
-                        )
-                    )
-                    if skipped.height
-                    else "none"
-                },
-            )
-        ],
-    )
-
-
 def policy_asset(extract_keys: list[AssetKey]):
     key = WARNINGS
 
@@ -326,7 +285,7 @@ def policy_asset(extract_keys: list[AssetKey]):
         secret = pseudonym.value()
         quarter = Quarter.parse(context.partition_key)
         if policy_engine.spark_submit:  # a Spark application of its own, through Dagster Pipes
-            return submitted.submit(
+            return spark_submission.submit(
                 context, "policy", Path(paths.out), quarter, policy_engine, secret
             )
         done = policy.evaluate_quarter(
@@ -339,7 +298,7 @@ def policy_asset(extract_keys: list[AssetKey]):
         )
         context.log.info(
             "policy\n"
-            + policy.evaluate.summary_text(
+            + summary_text(
                 done.evaluation.warnings, done.evaluation.rule_runs, done.evaluation.data_findings
             )
         )
@@ -348,34 +307,12 @@ def policy_asset(extract_keys: list[AssetKey]):
     return warnings
 
 
-def published_result(out: Path, quarter: Quarter, done: publish.Done) -> MaterializeResult:
-    """The `outputs/published` materialisation of a published quarter."""
-    statuses = dict(done.published.lifecycle.group_by("status").len().iter_rows())
-    outputs = Outputs(out)
-    return MaterializeResult(
-        metadata={
-            "warnings": done.published.warnings.height,
-            **{f"lifecycle_{s.lower()}": n for s, n in sorted(statuses.items())},
-            "feedback_rows_applied": done.published.feedback_rows,
-            "routed_files": len(done.published.routed_files),
-            "warehouse_rows": sum(done.warehouse_rows.values()),
-            "routed": MetadataValue.path(str(outputs.quarter(quarter).routed)),
-            "warehouse": MetadataValue.path(str(outputs.warehouse)),
-            "quality_report": MetadataValue.path(str(done.report)),
-        }
-    )
-
-
 def publish_asset():
     @asset(
-        key=AssetKey([OUTPUTS, "published"]),
+        key=PUBLISHED,
         partitions_def=QUARTERS,
         group_name=OUTPUTS,
-        deps=[
-            AssetKey([POLICY, "warnings"]),
-            AssetKey([GATE, "feedback"]),
-            AssetKey([GATE, "extract_quality"]),
-        ],
+        deps=[WARNINGS, FEEDBACK, ACCOUNTING],
         description="The quarter published (outputs.md): the lifecycle applied with the "
         "departments' feedback, the routed CSV files per department and county, the analyst "
         "tables, the quarter loaded into warehouse.duckdb, and quality_report.html.",
@@ -391,7 +328,7 @@ def publish_asset():
     ) -> MaterializeResult:
         quarter = Quarter.parse(context.partition_key)
         if policy_engine.spark_submit:  # the lifecycle's comparison in a Spark application
-            return submitted.submit(
+            return spark_submission.submit(
                 context, "publish", Path(paths.out), quarter, policy_engine, pseudonym.value()
             )
         done = publish.publish_quarter(
@@ -405,9 +342,6 @@ def publish_asset():
         return published_result(Path(paths.out), quarter, done)
 
     return published
-
-
-WHATIF = AssetKey(["whatif", "comparison"])
 
 
 class WhatIfConfig(Config):

@@ -22,7 +22,7 @@ from pipelines.core.contracts import all_contracts
 from pipelines.core.layout import restrict_new_files
 from pipelines.core.quarters import Quarter
 from pipelines.gate.checks import CheckContext, compile_checks
-from pipelines.orchestration.assets import QUARTERS, WHATIF, all_assets
+from pipelines.orchestration.assets import QUARTERS, all_assets
 from pipelines.orchestration.resources import (
     GreatExpectations,
     PolicyEngine,
@@ -31,6 +31,7 @@ from pipelines.orchestration.resources import (
     pseudonym_resource,
     pyspark_resource,
 )
+from pipelines.orchestration.results import WHATIF
 from pipelines.orchestration.schedules import build_quarterly_schedule
 from pipelines.orchestration.sensors import build_landing_sensor
 from pipelines.policy.catalogue import catalogue

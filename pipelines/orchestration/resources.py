@@ -14,7 +14,7 @@ stages get what they need as arguments from the assets, which get it from these 
   Spark to `<out>/.spark/`);
   `SAFETYNET_SPARK_SUBMIT` (or the resource's `spark_submit`) sends the policy and publishing
   steps to a cluster as Spark applications of their own, through Dagster Pipes
-  (`orchestration/submitted.py`);
+  (`orchestration/spark_submission.py`, `orchestration/spark_application.py`);
 - `pyspark`: dagster-pyspark's `LazyPySparkResource`, the Spark session when the engine is
   Spark: one per run, started only when asked for, configured by `spark.local_config`
   (`local[*]`; a cluster's settings are in docs/scale.md);

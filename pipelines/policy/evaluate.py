@@ -74,7 +74,7 @@ FINDING_SCHEMA = {
 }
 
 
-# the baseline's raised warnings, in a session that evaluates a reform (`evaluate_changed`)
+# the baseline's raised warnings, in a session that evaluates a reform (`evaluate_from_baseline`)
 BASELINE_RAISED = "baseline_raised"
 
 
@@ -100,7 +100,7 @@ class Evaluation:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def evaluate(
+def evaluate_sources(
     sources: facts.Sources,
     key: bytes,
     *,
@@ -108,20 +108,22 @@ def evaluate(
     temp_directory: Path | None = None,
     memory_limit: str = DEFAULT_MEMORY,
 ) -> Evaluation:
-    """Facts, then every rule in catalogue order, for one quarter. `engine`: a session to
-    evaluate in (it is reset first and left open); without one, a DuckDB session is opened with
-    `temp_directory` and `memory_limit`, and closed after."""
+    """One quarter's sources loaded, the facts built, then every rule in catalogue order.
+    `engine`: a session to evaluate in (it is reset first and left open); without one, a DuckDB
+    session is opened with `temp_directory` and `memory_limit`, and closed after."""
     own = engine is None
     session = DuckDBEngine(temp_directory, memory_limit) if engine is None else engine
     try:
         session.reset()
-        return _evaluate(session, sources, key)
+        return _load_and_evaluate(session, sources, key)
     finally:
         if own:
             session.close()
 
 
-def _evaluate(engine: Engine, sources: facts.Sources, key: bytes) -> Evaluation:
+def _load_and_evaluate(engine: Engine, sources: facts.Sources, key: bytes) -> Evaluation:
+    """The sources loaded into `engine`, then `evaluate_loaded_sources`; without the registry
+    or the roster nothing is loaded and every rule is NOT_EVALUATED."""
     quarter = str(sources.quarter)
     seconds: dict[str, float] = {}
     core_failed = sources.failed(CORE)
@@ -141,10 +143,10 @@ def _evaluate(engine: Engine, sources: facts.Sources, key: bytes) -> Evaluation:
     started = time.perf_counter()
     facts.load(engine, sources)
     seconds["load"] = round(time.perf_counter() - started, 3)
-    return evaluate_loaded(engine, sources, key, seconds=seconds)
+    return evaluate_loaded_sources(engine, sources, key, seconds=seconds)
 
 
-def evaluate_loaded(
+def evaluate_loaded_sources(
     engine: Engine,
     sources: facts.Sources,
     key: bytes,
@@ -154,7 +156,7 @@ def evaluate_loaded(
 ) -> Evaluation:
     """The facts and every rule over staging tables `facts.load` put in `engine` already, with
     the parameters `every` (the files' unless given: a reform's, `whatif.py`). The core extracts
-    passed (`evaluate` checks)."""
+    passed (`evaluate_sources` checks)."""
     quarter = str(sources.quarter)
     seconds = {} if seconds is None else seconds
     runs: list[dict[str, Any]] = []
@@ -178,7 +180,7 @@ def evaluate_loaded(
     )
 
 
-def evaluate_changed(
+def evaluate_from_baseline(
     engine: Engine,
     sources: facts.Sources,
     key: bytes,
@@ -187,15 +189,15 @@ def evaluate_changed(
     *,
     saved_models: Collection[str] | None = None,
 ) -> Evaluation:
-    """What `evaluate_loaded(engine, sources, key, every)` returns, evaluating only what a
-    changed parameter reaches. The session holds the staging tables, the baseline's fact models
-    (`facts.MODELS`, tables or views) and its raised warnings (`BASELINE_RAISED`); `baseline`
-    is that evaluation. A parameter has changed when its value in effect on `E` differs from
-    the baseline's. What a changed parameter reaches is followed column by column through the
-    SQL (`lineage.Reach`): the fact models it reaches are built again, in order; a rule is
-    evaluated again when it reaches the rule's result, when the rule declares a changed
-    parameter, or when the rule reads `raised` and a rule before it was evaluated again. Every
-    other rule's run and warnings are the baseline's (tests/test_whatif.py checks the two ways
+    """What `evaluate_loaded_sources(engine, sources, key, every)` returns, starting from the
+    baseline and evaluating again only what a changed parameter reaches. The session holds the
+    staging tables, the baseline's fact models (`facts.MODELS`, tables or views) and its raised
+    warnings (`BASELINE_RAISED`); `baseline` is that evaluation. A parameter has changed when its
+    value in effect on `E` differs from the baseline's. What a changed parameter reaches is followed
+    column by column through the SQL (`lineage.Reach`): the fact models it reaches are built again,
+    in order; a rule is evaluated again when it reaches the rule's result, when the rule declares a
+    changed parameter, or when the rule reads `raised` and a rule before it was evaluated again.
+    Every other rule's run and warnings are the baseline's (tests/test_whatif.py checks the two ways
     give the same evaluation).
 
     `saved_models`: the session holds only these fact models (a quarter's saved evaluation,

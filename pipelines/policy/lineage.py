@@ -1,10 +1,10 @@
 """Which columns of the fact models, and which rules, a change of parameters can reach.
 
-A reform (`whatif.py`) changes a few parameters; `evaluate.evaluate_changed` evaluates again only
-what they reach. The question is asked of the SQL texts themselves (`sql/`, `rules/catalogue/`),
-column by column: sqlglot qualifies each text against the columns of what it reads (the extracts'
-contracts, the parameter tables, the models before it), expanding every `*`, and each query scope
-(the final select, each CTE, each subquery) is followed:
+A reform (`whatif.py`) changes a few parameters; `evaluate.evaluate_from_baseline` evaluates again
+only what they reach. The question is asked of the SQL texts themselves (`sql/`,
+`rules/catalogue/`), column by column: sqlglot qualifies each text against the columns of what it
+reads (the extracts' contracts, the parameter tables, the models before it), expanding every `*`,
+and each query scope (the final select, each CTE, each subquery) is followed:
 
 - a column a scope selects is reached when its expression names a reached column of a table or
   scope it reads, or a changed `$parameter`, or holds a subquery that reaches anything;
@@ -18,7 +18,7 @@ contracts, the parameter tables, the models before it), expanding every `*`, and
   gains or loses a key or its value (`reshaped`: one row per county and per programme
   otherwise, whatever the values);
 - `raised` (the warnings of the rules before) is not followed here: the evaluator evaluates a
-  rule that reads it again when any rule before it was (`evaluate.evaluate_changed`);
+  rule that reads it again when any rule before it was (`evaluate.evaluate_from_baseline`);
 - a name the analysis cannot resolve, a table it does not know, and a text holding what it does
   not follow (`unfollowed`: `COLUMNS(…)`, `unnest`, lateral joins, pivots, table functions,
   `union by name`, a struct's `.*`) count as reached.

@@ -35,7 +35,7 @@ def evaluate_quarter(
     sources = facts.Sources.from_out(out, quarter)
     spill = Outputs(out).spill(engine)
     with open_engine(engine, spill, memory_limit, spark_session=spark_session) as session:
-        evaluation = evaluate.evaluate(sources, key, engine=session)
+        evaluation = evaluate.evaluate_sources(sources, key, engine=session)
         saved.forget(out, str(quarter))
         written = evaluate.write(out, evaluation)
         saved.save(session, out, sources, evaluation, key)

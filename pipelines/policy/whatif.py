@@ -25,7 +25,8 @@ read again): the baseline, with the parameters in effect on the quarter's end `E
 quarter's own: its saved evaluation, `saved.py`, while it holds; else evaluated again from the
 staging tables), and the reform, with every reformed parameter as the reform has it in effect on
 `as_of` (`E` unless given) and every other parameter as in the baseline. The reform evaluates
-again only the fact models and rules a changed parameter reaches (`evaluate.evaluate_changed`).
+again only the fact models and rules a changed parameter reaches
+(`evaluate.evaluate_from_baseline`).
 A relative change applies to every key of a keyed parameter (every area's standard); money is
 rounded to the fen and whole numbers (ages) to the unit, half up.
 
@@ -64,8 +65,8 @@ from pipelines.policy.evaluate import (
     BASELINE_RAISED,
     CORE,
     Evaluation,
-    evaluate_changed,
-    evaluate_loaded,
+    evaluate_from_baseline,
+    evaluate_loaded_sources,
 )
 
 RELATIVE = re.compile(r"^([+-])(\d+(?:\.\d+)?)%$")
@@ -324,12 +325,12 @@ def run(
             baseline, baseline_from = found.baseline, "the quarter's saved evaluation"
         else:  # the facts built again from the staging tables, and the baseline evaluated
             facts.load(session, sources)
-            baseline = evaluate_loaded(session, sources, key)
+            baseline = evaluate_loaded_sources(session, sources, key)
             session.create_table_as(BASELINE_RAISED, f"select * from {RAISED}", {})
             baseline_from = f"evaluated again: {found}"
         seconds["baseline"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        other = evaluate_changed(
+        other = evaluate_from_baseline(
             session,
             sources,
             key,

@@ -99,7 +99,9 @@ def analyst_warnings(warnings: pl.DataFrame, key: bytes) -> pl.DataFrame:
 
 
 @dataclass
-class Published:
+class Routed:
+    """A quarter's lifecycle applied and its routed files and analyst tables written."""
+
     quarter: str
     warnings: pl.DataFrame  # personal, with status and quarters_open
     lifecycle: pl.DataFrame
@@ -107,7 +109,7 @@ class Published:
     feedback_rows: int
 
 
-def publish(out: Path, quarter: Quarter, key: bytes, *, engine: Engine | None = None) -> Published:
+def publish(out: Path, quarter: Quarter, key: bytes, *, engine: Engine | None = None) -> Routed:
     """Apply the lifecycle (compared in `engine`, the policy stage's kind of session; DuckDB's
     own without one) and publish the quarter's routed files and analyst tables."""
     q = Outputs(out).quarter(quarter)
@@ -164,7 +166,7 @@ def publish(out: Path, quarter: Quarter, key: bytes, *, engine: Engine | None = 
         path.parent.mkdir(parents=True, exist_ok=True)
         frame.write_parquet(path)
     atomic.move_into_place(aside, q, [str(p.relative_to(aside.root)) for p in tables])
-    return Published(
+    return Routed(
         str(quarter),
         warnings,
         cycle,

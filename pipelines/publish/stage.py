@@ -13,11 +13,15 @@ from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter
 from pipelines.policy.engine import DEFAULT_MEMORY, open_engine
 from pipelines.publish import report, routed, warehouse
+from pipelines.publish.routed import Routed
 
 
 @dataclass
-class Done:
-    published: routed.Published
+class Published:
+    """A quarter published: its lifecycle and routed files, the rows loaded into the warehouse
+    (by table), and its quality report."""
+
+    routed: Routed
     warehouse_rows: dict[str, int]
     report: Path
 
@@ -30,14 +34,14 @@ def publish_quarter(
     engine: str = "duckdb",
     memory_limit: str = DEFAULT_MEMORY,
     spark_session: Any = None,
-) -> Done:
+) -> Published:
     """The lifecycle compared on `engine` (as the policy stage's), the routed files and analyst
     tables written, the warehouse loaded, the quality report written."""
     spill = Outputs(out).spill(engine)
     with open_engine(engine, spill, memory_limit, spark_session=spark_session) as session:
-        published = routed.publish(out, quarter, key, engine=session)
+        routed_quarter = routed.publish(out, quarter, key, engine=session)
     loaded = warehouse.load_quarter(out, str(quarter))
-    return Done(published, loaded, report.write_quality_report(out, str(quarter)))
+    return Published(routed_quarter, loaded, report.write_quality_report(out, str(quarter)))
 
 
 def lifecycle_text(out: Path, quarter: Quarter) -> str | None:

@@ -65,6 +65,12 @@ def test_ges_code_that_a_workaround_replaces_is_the_code_it_was_written_against(
     )
 
 
+@pytest.mark.parametrize("ours", sorted({w.ours for w in gx_patches.WORKAROUNDS}))
+def test_each_workaround_names_where_it_is(ours):
+    module, _, name = ours.partition(".")
+    assert hasattr(importlib.import_module(f"pipelines.gate.{module}"), name), ours
+
+
 def test_the_fingerprint_threshold_is_the_constant_ge_reads():
     from great_expectations.execution_engine import pandas_execution_engine
 

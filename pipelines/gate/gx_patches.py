@@ -5,7 +5,8 @@ version it was written against and what of GE's code it replaces.
 GE's own bookkeeping was most of a small extract's validation, and its Data Docs index read every
 stored result of every quarter again. GE offers no option for either, so for the time of one call
 (`patched`) a few of its internals are replaced through `unittest.mock`, each by code that gives
-the same objects and ids GE gives (tests/test_gx_patches.py compares them with GE's own):
+the same objects and ids GE gives (tests/test_gx_patches.py compares them with GE's own; for the
+index, tests/test_expectations.py compares the site with the one GE builds alone):
 
 - `validating=True` (around the validation of the batches in `expectations._validate`, not
   while the result is stored or rendered): no MD5 fingerprint of each batch (`HASH_THRESHOLD`);
@@ -19,7 +20,9 @@ the same objects and ids GE gives (tests/test_gx_patches.py compares them with G
 The other workarounds do GE's work their own way rather than patch it: the project, suites,
 definitions and results kept in GE's stores without its slow steps, and the batches' results
 merged (`gx_store`); `scipy.stats`, which GE imports for expectations no contract uses, loaded on
-first use (`gx_deferred`, apart because it runs before GE is imported). Each row of
+first use (`gx_deferred`, apart because it runs before GE is imported); GE's Data Docs templates
+rewritten as they are read, for pages that open with no network (`datadocs`, which refuses a
+template that no longer holds the text it rewrites). Each row of
 `WORKAROUNDS` names the GE functions it replaces or reads as GE does, with a digest of their
 source in the version it was written for: tests/test_gx_patches.py fails when GE's source no
 longer has that digest, so a GE upgrade is checked against each workaround before it is taken
@@ -53,8 +56,8 @@ GE_VERSION = "1.24.1"  # as pinned in pyproject.toml (tests/test_gx_patches.py h
 
 @dataclasses.dataclass(frozen=True)
 class Workaround:
-    """One place safetynet works around GE: `ours` (a function of `gate/`), what it replaces or
-    reads as GE does (`module:qualified name` with the first 16 hex digits of the SHA-256 of its
+    """One place safetynet works around GE: `ours` (`<module of gate/>.<name>`), what it replaces
+    or reads as GE does (`module:qualified name` with the first 16 hex digits of the SHA-256 of its
     source, `inspect.getsource`, in `written_for`), and why."""
 
     ours: str
@@ -66,7 +69,7 @@ class Workaround:
 WORKAROUNDS: tuple[Workaround, ...] = (
     # --- patches, active inside `patched` only
     Workaround(
-        "gx_patches.patched(validating=True): pandas_execution_engine.HASH_THRESHOLD = 0",
+        "gx_patches.patched",
         (
             (
                 "great_expectations.execution_engine.pandas_execution_engine:"
@@ -74,8 +77,9 @@ WORKAROUNDS: tuple[Workaround, ...] = (
                 "211820aaa4b86075",
             ),
         ),
-        "GE fingerprints every pandas batch under 1 GB with an MD5 over all its values: a digest "
-        "of personal data that is dropped before storing anyway, ~1 s per million rows",
+        "with validating=True, pandas_execution_engine.HASH_THRESHOLD is 0: GE fingerprints every "
+        "pandas batch under 1 GB with an MD5 over all its values, a digest of personal data that "
+        "is dropped before storing anyway, ~1 s per million rows",
     ),
     Workaround(
         "gx_patches._configurations_kept",
@@ -145,15 +149,16 @@ WORKAROUNDS: tuple[Workaround, ...] = (
         "batch definition, both just stored",
     ),
     Workaround(
-        "expectations._validate (GE's Validator run directly) and gx_store.store_result",
+        "gx_store.store_result",
         (
             (
                 "great_expectations.core.validation_definition:ValidationDefinition.run",
                 "441a2a0ad9ab9a5d",
             ),
         ),
-        "run would store the result as GE made it, values included: only a scrubbed result "
-        "(counts) is stored, with the meta run gives it, replacing the quarter's earlier one",
+        "expectations._validate runs GE's Validator itself, as run does, because run would store "
+        "the result as GE made it, values included: store_result stores a scrubbed one (counts) "
+        "with the meta run gives it, replacing the quarter's earlier one",
     ),
     Workaround(
         "gx_store.MergedResult",

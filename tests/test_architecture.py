@@ -1,12 +1,14 @@
 """The shape of the house (docs/architecture.md): a folder per stage, importing only the core and
 the stage before it, with no import circle and no module reached through another's imports; one
-module naming every path; no environment read, private Dagster import (one, named below),
-`assert`, swallowed exception or mutable module state in the product's code."""
+module naming every path; Great Expectations imported by the gate's GE modules only, through its
+public API or a private name listed below; no environment read, private Dagster import (one, named
+below), `assert`, swallowed exception or mutable module state in the product's code."""
 
 from __future__ import annotations
 
 import ast
 import functools
+import importlib
 from pathlib import Path
 
 import pytest
@@ -290,6 +292,112 @@ PRIVATE_DAGSTER = {
         "dagster._core.storage.event_log.ConsolidatedSqliteEventLogStorage",
     )
 }
+# Great Expectations is imported by these modules of the gate only: the contract as a suite, its
+# custom expectations, the Data Docs, and GE's workarounds (gx_deferred names GE but imports none)
+GE_MODULES = {
+    PACKAGE / "gate" / f"{name}.py"
+    for name in ("expectations", "custom_expectations", "datadocs", "gx_patches", "gx_store")
+}
+# GE's public API: the two modules its documentation imports from (`import great_expectations as
+# gx`, `import great_expectations.expectations as gxe`) and every name in them, and any class or
+# function GE tags `@public_api`, which is what its API reference
+# (https://docs.greatexpectations.io/docs/reference/api/) is generated from: the tag heads its
+# docstring (great_expectations/_docs_decorators.py).
+_GE = "great_expectations"
+PUBLIC_GE_MODULES = {_GE, "great_expectations.expectations"}
+PUBLIC_GE_TAG = "--Public API--"
+# GE's private names imported, each for a reason; a GE upgrade is checked against them (and
+# gx_patches.WORKAROUNDS against its digests, tests/test_gx_patches.py)
+_GATE = PACKAGE / "gate"
+PRIVATE_GE = {
+    # the custom expectations: GE documents subclassing its expectations, but the map
+    # expectations and metric providers they are built on are not in its API reference
+    (_GATE / "custom_expectations.py", "great_expectations.execution_engine.PandasExecutionEngine"),
+    (
+        _GATE / "custom_expectations.py",
+        "great_expectations.expectations.expectation.ColumnMapExpectation",
+    ),
+    (
+        _GATE / "custom_expectations.py",
+        "great_expectations.expectations.expectation.MulticolumnMapExpectation",
+    ),
+    (
+        _GATE / "custom_expectations.py",
+        "great_expectations.expectations.metrics.map_metric_provider.ColumnMapMetricProvider",
+    ),
+    (
+        _GATE / "custom_expectations.py",
+        "great_expectations.expectations.metrics.map_metric_provider.MulticolumnMapMetricProvider",
+    ),
+    (
+        _GATE / "custom_expectations.py",
+        "great_expectations.expectations.metrics.map_metric_provider.column_condition_partial",
+    ),
+    (
+        _GATE / "custom_expectations.py",
+        "great_expectations.expectations.metrics.map_metric_provider.multicolumn_condition_partial",
+    ),
+    # the Validator that ValidationDefinition.run runs, run directly so that only a scrubbed
+    # result is stored (gx_patches.WORKAROUNDS)
+    (_GATE / "expectations.py", "great_expectations.validator.v1_validator.Validator"),
+    # GE's views, subclassed to put the offline loader in front of their templates
+    (_GATE / "datadocs.py", "great_expectations.render.view.DefaultJinjaPageView"),
+    (_GATE / "datadocs.py", "great_expectations.render.view.DefaultJinjaIndexPageView"),
+    # patched for a validation's speed, each tested against GE's own (gx_patches)
+    (_GATE / "gx_patches.py", "great_expectations.core.id_dict.IDDict"),
+    (_GATE / "gx_patches.py", "great_expectations.execution_engine.pandas_execution_engine"),
+    (
+        _GATE / "gx_patches.py",
+        "great_expectations.expectations.expectation_configuration.ExpectationConfiguration",
+    ),
+    # the project's progress bars switched off: GE's project variables take this type
+    (_GATE / "gx_store.py", "great_expectations.data_context.types.base.ProgressBarsConfig"),
+    # the suite's key in the results store, to store a result under its key (gx_store)
+    (
+        _GATE / "gx_store.py",
+        "great_expectations.data_context.types.resource_identifiers.ExpectationSuiteIdentifier",
+    ),
+    # the statistics of the batches' results merged into one (gx_store.MergedResult)
+    (_GATE / "gx_store.py", "great_expectations.validator.validator.calc_validation_statistics"),
+}
+
+
+def _ge_imports(tree: ast.Module) -> list[tuple[str, str | None]]:
+    """(module, name) of each import from Great Expectations; name None for a module imported."""
+    found: list[tuple[str, str | None]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, None) for a in node.names if a.name.split(".")[0] == _GE]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == _GE:
+            found += [(node.module, a.name) for a in node.names]
+    return found
+
+
+def _public_ge(module: str, name: str | None) -> bool:
+    if module in PUBLIC_GE_MODULES:
+        return True
+    if name is None:
+        return False
+    imported = getattr(importlib.import_module(module), name)
+    return (getattr(imported, "__doc__", None) or "").startswith(PUBLIC_GE_TAG)
+
+
+def test_great_expectations_is_imported_by_the_gates_ge_modules_through_its_public_api():
+    """Only the GE modules of the gate import Great Expectations, and only its public API or a
+    private name listed, with its reason, in `PRIVATE_GE`; every name listed is imported."""
+    found, private = [], set()
+    for path in MODULES:
+        for module, name in _ge_imports(_tree(path)):
+            imported = module if name is None else f"{module}.{name}"
+            if path not in GE_MODULES:
+                found.append(f"{_name(path)} imports {imported}: only {sorted(GE_MODULES)} may")
+            elif not _public_ge(module, name):
+                private.add((path, imported))
+    assert found == []
+    assert sorted(private - PRIVATE_GE) == [], "GE's private names imported and not listed"
+    assert sorted(PRIVATE_GE - private) == [], "listed as imported and not imported"
+
+
 _MUTATORS = {"append", "extend", "add", "update", "clear", "pop", "remove", "setdefault", "insert"}
 
 

@@ -1,4 +1,4 @@
-"""The Great Expectations suite and the gate agree row for row (pipelines/expectations.py).
+"""The Great Expectations suite and the gate agree row for row (pipelines/gate/expectations.py).
 
 Files with planted errors go through the gate (`gate.run_extract`), then its checked source
 (lazy) through GE with COMPLETE results; for every check, the rows GE finds unexpected are
@@ -11,7 +11,6 @@ no name.
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import datetime as dt
 import fcntl
@@ -20,11 +19,10 @@ import json
 import math
 import random
 import re
+import shutil
 import threading
 from pathlib import Path
 
-import great_expectations.expectations as gxe
-import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
@@ -35,7 +33,7 @@ from pipelines.core import contracts, gbt2260
 from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter
 from pipelines.gate import checks as row_checks
-from pipelines.gate import expectations
+from pipelines.gate import datadocs, expectations, gx_patches, gx_store
 from pipelines.gate import extract as gate
 from pipelines.gate.checks import CheckContext, compile_checks
 from pipelines.gate.reader import ROW_NUMBER
@@ -739,7 +737,7 @@ def test_missing_columns_leave_out_their_expectations(tmp_path):
 
 def test_data_docs_exist_and_carry_no_identity_number_or_name(planted):
     out, runs = planted
-    index = expectations.build_data_docs(out, raise_errors=True)
+    index = datadocs.build_data_docs(out, raise_errors=True)
     assert index == out.resolve() / "data_docs" / "index.html" and index.is_file()
     page = index.read_text(encoding="utf-8")
     for name in runs:
@@ -772,7 +770,7 @@ _LOCAL = re.compile(r"""\b(?:src|href)\s*=\s*"([^"#][^"]*)\"""")
 
 def test_no_data_docs_page_needs_the_network_and_every_file_it_links_is_there(planted):
     out, _ = planted
-    index = expectations.build_data_docs(out, raise_errors=True)
+    index = datadocs.build_data_docs(out, raise_errors=True)
     pages = sorted(index.parent.rglob("*.html"))
     kinds = {p.relative_to(index.parent).parts[0] for p in pages}
     assert kinds == {"index.html", "expectations", "validations"}
@@ -788,8 +786,6 @@ def test_no_data_docs_page_needs_the_network_and_every_file_it_links_is_there(pl
 
 
 def test_the_vendored_files_are_the_pinned_npm_packages_files():
-    from pipelines.gate import datadocs
-
     pinned = datadocs.manifest()
     assert pinned["sha256"], "the manifest lists the files it pins"
     for local, digest in pinned["sha256"].items():
@@ -808,8 +804,6 @@ def test_ges_templates_read_offline_name_no_address_on_the_internet():
     desk."""
     from great_expectations.render import view
 
-    from pipelines.gate import datadocs
-
     root = Path(view.__file__).parent
     sources = [*(root / "templates").glob("*.j2"), *(root / "static" / "styles").glob("*.css")]
     assert len(sources) > 30
@@ -825,7 +819,7 @@ def test_the_index_and_a_validation_page_show_their_tables_with_the_network_off(
     `static/vendor/`, has built the rows of the index's validation table and of the page's
     expectation tables (GE's own pages, loading it from a CDN, show none offline)."""
     out, runs = planted
-    index = expectations.build_data_docs(out, raise_errors=True)
+    index = datadocs.build_data_docs(out, raise_errors=True)
 
     def rendered_rows(page: Path) -> list[str]:
         dom = browser.dom_offline(page)
@@ -883,7 +877,7 @@ def test_data_docs_are_built_quarter_by_quarter_into_the_site_a_whole_rebuild_ma
     pages = {}
     for q in ("2026Q2", "2026Q3"):
         _stored_for(tmp_path, run, q)
-        expectations.build_data_docs(tmp_path, q, raise_errors=True)
+        datadocs.build_data_docs(tmp_path, q, raise_errors=True)
         pages[q] = {
             p: p.stat().st_mtime_ns
             for p in (tmp_path / "data_docs" / "validations").rglob("*.html")
@@ -895,7 +889,7 @@ def test_data_docs_are_built_quarter_by_quarter_into_the_site_a_whole_rebuild_ma
     quarter_by_quarter = _site(tmp_path)
     index = quarter_by_quarter["index.html"]
     assert "2026Q2.hrss.employment" in index and "2026Q3.hrss.employment" in index
-    expectations.build_data_docs(tmp_path, raise_errors=True)  # everything, again
+    datadocs.build_data_docs(tmp_path, raise_errors=True)  # everything, again
     assert _site(tmp_path) == quarter_by_quarter
 
 
@@ -922,7 +916,7 @@ def test_the_index_reads_each_stored_result_once_and_is_the_index_ge_builds(
     for q in ("2026Q1", "2026Q2", "2026Q3"):
         _stored_for(tmp_path, run, q)
         read.clear()
-        expectations.build_data_docs(tmp_path, q, raise_errors=True)
+        datadocs.build_data_docs(tmp_path, q, raise_errors=True)
         assert read == [f"{q}.hrss.employment"]
     kept = _site(tmp_path)
     assert all(f"{q}.hrss.employment" in kept["index.html"] for q in ("2026Q1", "2026Q3"))
@@ -933,12 +927,12 @@ def test_the_index_reads_each_stored_result_once_and_is_the_index_ge_builds(
 
     (tmp_path / "gx" / "uncommitted" / "index_links.json").write_text("not json")
     read.clear()
-    expectations.build_data_docs(tmp_path, "2026Q3", raise_errors=True)
+    datadocs.build_data_docs(tmp_path, "2026Q3", raise_errors=True)
     assert sorted(read) == [f"{q}.hrss.employment" for q in ("2026Q1", "2026Q2", "2026Q3")]
     assert _site(tmp_path) == kept
 
-    monkeypatch.setattr(expectations, "_index_links_kept", lambda *a: contextlib.nullcontext())
-    expectations.build_data_docs(tmp_path, raise_errors=True)  # GE's own way, every page
+    monkeypatch.setattr(gx_patches, "_index_links_kept", lambda *a: contextlib.nullcontext())
+    datadocs.build_data_docs(tmp_path, raise_errors=True)  # GE's own way, every page
     assert _site(tmp_path) == kept
 
 
@@ -950,9 +944,37 @@ def test_a_quarter_whose_pages_were_never_built_gets_them_with_the_next_quarter(
     for q in ("2026Q1", "2026Q2", "2026Q3"):
         _stored_for(tmp_path, run, q)
         if q != "2026Q2":  # 2026Q2's build "failed"
-            expectations.build_data_docs(tmp_path, q, raise_errors=True)
+            datadocs.build_data_docs(tmp_path, q, raise_errors=True)
     built = {p.parent.parent.name for p in (tmp_path / "data_docs" / "validations").rglob("*.html")}
     assert built == {f"{q}.hrss.employment" for q in ("2026Q1", "2026Q2", "2026Q3")}
+
+
+def test_a_copied_output_folder_validates_and_builds_its_data_docs_in_the_copy(planted, tmp_path):
+    """GE's project records its Data Docs folder relative to itself (`gx_store.site_config`): an
+    `<out>` copied elsewhere, the original deleted, validates into the copy and builds its pages
+    there, its configuration is not rewritten, and nothing GE wrote names the old folder."""
+    _, runs = planted
+    run = runs["hrss.employment"]
+    first, copy = tmp_path / "first", tmp_path / "copy"
+    _stored_for(first, run, "2026Q2")
+    datadocs.build_data_docs(first, "2026Q2", raise_errors=True)
+    config = Outputs(first).gx_config.read_bytes()
+    assert str(tmp_path) not in config.decode("utf-8")
+    shutil.copytree(first, copy)
+    shutil.rmtree(first)
+
+    run.validate(copy, raise_errors=True)  # the quarter's pages rendered as it is stored
+    _stored_for(copy, run, "2026Q3")
+    index = datadocs.build_data_docs(copy, "2026Q3", raise_errors=True)
+    assert index == copy.resolve() / "data_docs" / "index.html" and index.is_file()
+    assert not first.exists()
+    built = {p.parent.parent.name for p in (copy / "data_docs" / "validations").rglob("*.html")}
+    assert built == {f"{q}.hrss.employment" for q in ("2026Q2", "2026Q3")}
+    assert Outputs(copy).gx_config.read_bytes() == config
+    for p in copy.rglob("*"):
+        if p.is_file():
+            text = p.read_bytes().decode("utf-8", errors="replace")
+            assert str(first) not in text and str(first.resolve()) not in text, p
 
 
 def test_stored_results_keep_counts_only(planted):
@@ -962,7 +984,7 @@ def test_stored_results_keep_counts_only(planted):
     for p in stored:
         doc = json.loads(p.read_text(encoding="utf-8"))
         for r in doc["results"]:
-            assert set(r["result"]) <= set(expectations._STORED_RESULT_KEYS)
+            assert set(r["result"]) <= set(gx_store.STORED_RESULT_KEYS)
             assert "unexpected_count" in r["result"]
 
 
@@ -993,7 +1015,7 @@ def test_a_ge_problem_is_returned_not_raised(planted, tmp_path):
         expectations.validate(blocked, *args, raise_errors=True)
     missing = expectations.validate(tmp_path, run.contract, QUARTER, None, *args[3:])
     assert missing["success"] is False and "missing" in missing["error"]
-    assert expectations.build_data_docs(blocked) is None
+    assert datadocs.build_data_docs(blocked) is None
 
 
 # --- every contract, with values drawn from good and bad pools --------------------------------
@@ -1143,7 +1165,7 @@ def test_a_run_keeps_one_context_until_another_process_changes_the_configuration
     """One Great Expectations context serves the run's steps; when the project's configuration
     changed on disk (a parallel step added an asset), the context is opened again rather than
     one holding the old configuration writing it back."""
-    run = expectations.RunContext(tmp_path)
+    run = gx_store.RunContext(tmp_path)
     first = run.get()
     assert run.get() is first
     config = Outputs(tmp_path).gx_config
@@ -1164,12 +1186,12 @@ def test_the_context_substitutes_no_configuration_variables(tmp_path, monkeypatc
         "get_values",
         lambda self: read.append(self) or {},
     )
-    expectations.context(tmp_path)  # a new project: GE's template names the file
+    gx_store.context(tmp_path)  # a new project: GE's template names the file
     read.clear()
-    ctx = expectations.context(tmp_path)
+    ctx = gx_store.context(tmp_path)
     assert ctx.variables.config_variables_file_path is None
     ctx.data_sources.add_pandas("probe")  # substitutes the configuration
-    again = expectations.context(tmp_path)
+    again = gx_store.context(tmp_path)
     assert again.data_sources.get("probe") is not None
     assert read == []
 
@@ -1238,62 +1260,6 @@ def test_a_changed_suite_keeps_its_id_and_its_unchanged_expectations_theirs(plan
     assert ids(again)["duplicate_key"] not in ids(first).values()
     assert {r: i for r, i in ids(again).items() if r != "duplicate_key"} == ids(fewer)
     assert len(set(ids(again).values())) == len(again["expectations"])
-
-
-def test_configurations_are_built_once_only_while_a_validation_runs():
-    """GE's configuration of an expectation, and the expectation of a configuration, are the
-    same objects within `_configurations_kept` and built anew outside it, as GE makes them."""
-    e = gxe.ExpectColumnValuesToBeInSet(column="x", value_set=["a", "b"])
-    assert e.configuration is not e.configuration
-    with expectations._configurations_kept():
-        kept = e.configuration
-        assert (
-            e.configuration is kept
-            and kept
-            == gxe.ExpectColumnValuesToBeInSet(column="x", value_set=["a", "b"]).configuration
-        )
-        assert kept.to_domain_obj() is kept.to_domain_obj()
-    assert e.configuration is not e.configuration
-    assert kept.to_domain_obj() is not kept.to_domain_obj()
-
-
-METRIC_ARGUMENTS = [
-    {"column": "county_code", "batch_id": "b1", "row_condition": None, "table": None},
-    {"value_set": [f"{i:06d}" for i in range(150)], "parse_strings_as_datetimes": False},
-    {"regex": r"^[0-9]{4}$", "mostly": 1.0, "result_format": {"result_format": "SUMMARY"}},
-    {"column_list": ("a", "b"), "ignore_row_if": "never", "n": 3, "flag": True},
-    {"mostly": float("nan"), "column": "x"},  # GE writes NaN as null
-    {"value_set": {"b", "a"}, "column": "x"},  # a set: GE's way
-    {"min_value": np.int64(3), "column": "x"},  # numpy: GE's way
-    {"min_value": dt.date(2026, 9, 30), "column": "x"},  # a date: GE's way
-    {"nested": {"k": [1, None, "v"]}, "column": "x"},
-    {"column": "x"},  # one key: GE's way
-    {},
-]
-
-
-@pytest.mark.parametrize("arguments", METRIC_ARGUMENTS)
-def test_a_metric_is_named_as_ge_names_it(arguments, monkeypatch):
-    """Within a validation the metrics' ids come from a shortcut for plain JSON arguments;
-    they are the ids GE's own `IDDict.to_id` gives, for plain and other arguments alike."""
-    from great_expectations.core import id_dict
-
-    ge_to_id = id_dict.IDDict.to_id
-    expected = id_dict.IDDict(copy.deepcopy(arguments)).to_id()
-    ignoring = id_dict.IDDict(copy.deepcopy(arguments)).to_id(id_ignore_keys={"column"})
-    converted = []
-    convert = id_dict.convert_to_json_serializable
-    monkeypatch.setattr(
-        id_dict, "convert_to_json_serializable", lambda data: converted.append(1) or convert(data)
-    )
-    with expectations._plain_metric_ids():
-        assert id_dict.IDDict(copy.deepcopy(arguments)).to_id() == expected
-        # GE's conversion is skipped exactly for plain arguments of more than one key
-        assert bool(converted) == (len(arguments) > 1 and not expectations._plain_json(arguments))
-        assert id_dict.IDDict(copy.deepcopy(arguments)).to_id(id_ignore_keys={"column"}) == (
-            ignoring
-        )
-    assert id_dict.IDDict.to_id is ge_to_id
 
 
 @pytest.mark.parametrize("name", [f"{s}.{e}" for _, e, s in PLANTED])

@@ -9,8 +9,7 @@
 - `departments` — the departments, the routing codes and the core extracts;
 - `layout` — every path under the landing folder and `<out>/`;
 - `resources` — where the packaged `data_contracts/`, `rules/` and `sql/` are;
-- `faults` — the crash points a test kills a run at;
-- `deferred` — modules a library imports for features unused here, loaded on first use.
+- `faults` — the crash points a test kills a run at.
 
 Nothing here imports a stage (`gate`, `policy`, `publish`) or Dagster.
 """

@@ -280,7 +280,7 @@ class Outputs:
 
     @property
     def gx_index_links(self) -> Path:
-        """What the Data Docs index shows of each stored validation (`gate/expectations.py`),
+        """What the Data Docs index shows of each stored validation (`gate/gx_patches.py`),
         kept so that building the index does not read every earlier quarter's results again."""
         return self.gx_project / "gx" / "uncommitted" / "index_links.json"
 

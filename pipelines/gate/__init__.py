@@ -17,13 +17,19 @@ Modules, in the order data meets them:
 - `checks` — a contract compiled to checks and evaluated over a frame; rows compared settled;
 - `extract` — one extract through the gate: staging, quarantine, accounting;
 - `expectations` — the same checks as a Great Expectations suite, validated batch by batch;
-- `datadocs` — GE's Data Docs made to open with no network (vendored scripts and styles);
+- `datadocs` — GE's Data Docs built quarter by quarter, made to open with no network (vendored
+  scripts and styles);
+- `gx_patches`, `gx_store`, `gx_deferred` — where Great Expectations is worked around, in one
+  room: `gx_patches` lists every workaround with the GE version it was written against and holds
+  the patches of GE's internals (one context manager); `gx_store` keeps GE's project, suites and
+  results without GE's slow steps; `gx_deferred` loads what GE imports and no contract uses on
+  first use;
 - `accounting` — the results of the quarter's extracts as tables, and the reconciliation;
 - `arrival` — whether a quarter's landing folder has arrived (for the landing sensor);
 - `stage` — the steps the quarterly job runs (one extract, the feedback, the accounting).
 """
 
-from pipelines.core.deferred import defer_unused
+from pipelines.gate.gx_deferred import defer_unused
 
-# before Great Expectations is imported by `expectations` or `datadocs`
+# before Great Expectations is imported by any module of the gate
 defer_unused()

@@ -1,4 +1,11 @@
-"""Great Expectations' Data Docs, readable with no network (an auditor on an intranet).
+"""Great Expectations' Data Docs: built quarter by quarter, and readable with no network (an
+auditor on an intranet).
+
+The build (`build_data_docs`, and `render` for the pages of one validation as it is stored)
+renders one quarter's validation pages, their suites' pages and the index: an earlier quarter's
+pages are there already, unchanged, so the work does not grow with the history. What the index
+shows of each stored result is read from a file kept beside the results (`gx_patches`, the index
+patch), not from every result again.
 
 GE's page templates load Bootstrap, jQuery, bootstrap-table, Font Awesome, the datepicker and
 Vega from public CDNs, its logo from the internet, and end with a newsletter form. Here the same
@@ -14,8 +21,8 @@ templates are rendered through a loader that rewrites them as they are read:
   `crossorigin` script from `file://` is refused by the browser.
 
 GE's views are subclassed only to put that loader in front (`OfflinePageView`,
-`OfflineIndexPageView`); `site_config` names them in the site's configuration. Nothing is fetched
-at run time.
+`OfflineIndexPageView`); `gx_store.site_config` names them in the site's configuration. Nothing
+is fetched at run time.
 """
 
 from __future__ import annotations
@@ -24,19 +31,34 @@ import argparse
 import base64
 import hashlib
 import json
+import logging
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import traceback
 from functools import cache
 from pathlib import Path
 
 from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
 from jinja2 import BaseLoader, ChoiceLoader, Environment, Undefined
 
+from pipelines.core import idnumbers
+from pipelines.core.layout import Outputs
+from pipelines.core.quarters import Quarter
 from pipelines.core.resources import DATADOCS_MANIFEST, DATADOCS_STATIC_DIR
+from pipelines.gate import (
+    # GE renders a stored suite or result by finding each expectation's class by its name: the
+    # custom ones are registered when their module is imported, which a process that only
+    # builds the Data Docs (the accounting step on its own) would otherwise not have done
+    custom_expectations,  # noqa: F401
+    gx_patches,
+    gx_store,
+)
+
+logger = logging.getLogger(__name__)
 
 STATIC = DATADOCS_STATIC_DIR
 MANIFEST = DATADOCS_MANIFEST
@@ -155,34 +177,6 @@ class OfflineIndexPageView(DefaultJinjaIndexPageView):
         _offline_env(self)
 
 
-def _view(cls: type) -> dict:
-    return {"module_name": __name__, "class_name": cls.__name__}
-
-
-def site_config(base_directory: Path) -> dict:
-    """The Data Docs site: GE's site builder with the offline views, no how-to buttons, no
-    call-to-action footer."""
-    page = {"view": _view(OfflinePageView)}
-    return {
-        "class_name": "SiteBuilder",
-        "show_how_to_buttons": False,
-        "store_backend": {
-            "class_name": "TupleFilesystemStoreBackend",
-            "base_directory": str(base_directory),
-        },
-        "site_index_builder": {
-            "class_name": "DefaultSiteIndexBuilder",
-            "show_cta_footer": False,
-            "view": _view(OfflineIndexPageView),
-        },
-        "site_section_builders": {
-            "expectations": dict(page),
-            "validations": dict(page),
-            "profiling": dict(page),
-        },
-    }
-
-
 def install_static(target: Path) -> Path:
     """Copy the vendored files into `target` (`Outputs.data_docs_vendor`) unless the same
     manifest was copied there last; returns it."""
@@ -197,6 +191,80 @@ def install_static(target: Path) -> Path:
         shutil.copyfile(STATIC / local, dest)
     stamp.write_bytes(wanted)  # last: a copy cut short is redone next time
     return target
+
+
+# --- the build --------------------------------------------------------------------------------
+
+
+def _page_folder(pages: Path, key) -> Path:
+    """Where GE's site puts a validation result's page: `<suite as folders>/<run name>/`."""
+    suite = key.expectation_suite_identifier.name
+    return pages.joinpath(*suite.split("."), key.run_id.run_name)
+
+
+def render(gx_context, out: Path, resource_identifiers: list | None = None) -> None:
+    """Render the pages of `resource_identifiers` (suite and validation result keys; all pages
+    without them) and the index, with the index's patch (`gx_patches.patched`), and copy the
+    vendored files beside them. The caller holds the folder's lock (`gx_store.one_writer`)."""
+    with gx_patches.patched(index_of=gx_context, index_links=Outputs(out).gx_index_links):
+        gx_context.build_data_docs(
+            site_names=[gx_store.SITE], resource_identifiers=resource_identifiers
+        )
+    install_static(Outputs(out).data_docs_vendor)
+
+
+def build_data_docs(
+    out: Path,
+    quarter: Quarter | str | None = None,
+    *,
+    raise_errors: bool = False,
+    gx_context: gx_store.RunContext | None = None,
+) -> Path | None:
+    """Build the Data Docs site; returns `<out>/data_docs/index.html` (None, logged, if GE could
+    not build it, unless `raise_errors`). With `quarter`, only that quarter's validation pages
+    and their suites' pages are rendered, and the index (which lists every quarter) rebuilt: the
+    earlier quarters' pages are there already, unchanged, so the work does not grow with the
+    history; a stored result of another quarter whose page is missing is rendered too. Without
+    it, or when the site has no index yet, the whole site is rendered. `gx_context`: the run's
+    (`gx_store.RunContext`); without it one is opened here."""
+    out = Path(out).resolve()
+    try:
+        with gx_store.one_writer(out):
+            ctx = gx_store.context_of(out, gx_context)
+            if quarter is None or not Outputs(out).data_docs_index.is_file():
+                wanted = None
+            else:
+                prefix = f"{Quarter.parse(str(quarter))}."
+                pages = Outputs(out).data_docs_validations
+                keys = [
+                    k
+                    for k in ctx.validation_results_store.list_keys()
+                    if k.run_id.run_name
+                    and (
+                        k.run_id.run_name.startswith(prefix)
+                        # a result whose page is missing (its quarter's build failed): so the
+                        # index, which lists every result, links nothing that is not there
+                        or not _page_folder(pages, k).is_dir()
+                    )
+                ]
+                suites = {
+                    k.expectation_suite_identifier.name: k.expectation_suite_identifier
+                    for k in keys
+                }
+                wanted = [*suites.values(), *keys]
+            render(ctx, out, wanted)
+    except Exception as e:
+        if raise_errors:
+            raise
+        logger.error(
+            "Great Expectations Data Docs for %s not built: %s: %s\n%s",
+            out,
+            type(e).__name__,
+            idnumbers.scrub(str(e)),
+            "".join(traceback.format_tb(e.__traceback__)),
+        )
+        return None
+    return Outputs(out).data_docs_index
 
 
 # --- refreshing the vendored files from the npm registry (a developer's step, not a run's) ----

@@ -8,7 +8,7 @@ A kind gives, in one place:
   with it);
 - `expectation`: the Great Expectations expectation it compiles to — a native one where GE's is
   an exact equivalent, else `None`, and `expectations.py` wraps the gate's own `failure` in a
-  custom expectation;
+  custom expectation (`custom_expectations.py`);
 - `plant`: how to break a row of sample text so that it fails this check and nothing else (the
   generator's planted bad rows and the tests' planted files).
 

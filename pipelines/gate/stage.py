@@ -166,9 +166,9 @@ class Accounted:
 def account(out: Path, quarter: Quarter, *, gx_context=None) -> Accounted:
     """The quarter's `extract_quality` and `quarantine_reasons`, and the Data Docs (the quarter's
     pages and the index)."""
-    from pipelines.gate import expectations  # see gate_extract
+    from pipelines.gate import datadocs  # see gate_extract
 
     results = accounting.load_results(out, str(quarter))
     tables = accounting.write_tables(out, str(quarter), results)
-    docs = expectations.build_data_docs(out, quarter, gx_context=gx_context)
+    docs = datadocs.build_data_docs(out, quarter, gx_context=gx_context)
     return Accounted(results, tables, docs)

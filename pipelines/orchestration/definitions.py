@@ -105,7 +105,7 @@ def job_executor(max_concurrent: int):
     every core within a step), or Dagster's multiprocess executor: up to `max_concurrent` steps
     at once, each in a process forked from a server that has imported safetynet and Great
     Expectations already, so the extracts, independent until the policy step, are gated in
-    parallel (Great Expectations' writes stay one at a time: `gate.expectations._one_writer`).
+    parallel (Great Expectations' writes stay one at a time: `gate.gx_store.one_writer`).
     On a 2-core machine the multiprocess executor is the slower (bench/README.md, "Both
     engines, and the executors")."""
     if max_concurrent <= 1:

@@ -56,7 +56,7 @@ class SafetynetPaths(ConfigurableResource):
 
 
 class GreatExpectations(ConfigurableResource):
-    """The run's Great Expectations context (`<out>/gx`, `gate.expectations.RunContext`): opened
+    """The run's Great Expectations context (`<out>/gx`, `gate.gx_store.RunContext`): opened
     once per run when a step first uses it, not once per extract (opening one reads and checks
     the configuration: ≈ 0.15 s), and again only if a parallel step changed the configuration."""
 
@@ -65,9 +65,9 @@ class GreatExpectations(ConfigurableResource):
 
     def context(self):
         if self._context is None:
-            from pipelines.gate import expectations  # Great Expectations: imported when used
+            from pipelines.gate import gx_store  # Great Expectations: imported when used
 
-            self._context = expectations.RunContext(Path(self.out))
+            self._context = gx_store.RunContext(Path(self.out))
         return self._context
 
 

@@ -1,5 +1,5 @@
 """Modules Great Expectations imports for features no contract uses load on first use
-(`pipelines/core/deferred.py`)."""
+(`pipelines/gate/gx_deferred.py`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Modules a library imports for features safetynet does not use, loaded on first use instead.
+"""Modules Great Expectations imports for features safetynet does not use, loaded on first use
+instead: one of GE's workarounds (`gx_patches` lists the others), kept apart because it must run
+before GE is imported (`pipelines/gate/__init__.py` calls `defer_unused` first), so it imports
+nothing of GE.
 
 Great Expectations imports every core expectation when it is imported, and two of them (the KL
 divergence and the Kolmogorov–Smirnov metrics, which no contract uses) import `scipy.stats`,

@@ -1,6 +1,11 @@
 """Rule cases as data (STYLE.md): a YAML list of cases, each named as a sentence, run through
 the real facts and rules on tiny typed staging tables.
 
+The cases of a rule are in `tests/rule_cases/<RULE_ID>.yaml`, one file per rule of the catalogue;
+a case about two sibling rules alike (both disability subsidies, both NLE person rules) sits with
+the first it expects, and the other's file says so. Cases about several rules at once are in
+lower-case files named for what they test (`missing_data.yaml`, `registry_status.yaml`).
+
 A case:
 ```yaml
 - name: In 2026Q3 a Fuzhou dibao household of three with 2,999 yuan is below the new standard
@@ -182,12 +187,17 @@ class Case:
         )
 
 
+def load_case_files(directory: Path) -> dict[str, list[Case]]:
+    """The cases of each file by its name without `.yaml`: a rule id, or what the cases across
+    rules test."""
+    return {
+        path.stem: [Case.from_doc(doc) for doc in yaml.safe_load(path.read_text(encoding="utf-8"))]
+        for path in sorted(directory.glob("*.yaml"))
+    }
+
+
 def load_cases(directory: Path) -> list[Case]:
-    cases = []
-    for path in sorted(directory.glob("*.yaml")):
-        for doc in yaml.safe_load(path.read_text(encoding="utf-8")):
-            cases.append(Case.from_doc(doc))
-    return cases
+    return [case for cases in load_case_files(directory).values() for case in cases]
 
 
 def identity_number(county: str, born: dt.date, n: int) -> str:

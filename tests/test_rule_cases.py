@@ -1,5 +1,7 @@
 """Every rule case of `tests/rule_cases/*.yaml` (STYLE.md: cases named as sentences, a case on
-each side of every boundary and effective date), run through the real facts and rules."""
+each side of every boundary and effective date), run through the real facts and rules. A rule's
+cases are in `<RULE_ID>.yaml`; cases across rules in lower-case files named for what they test
+(`tests/rulecase.py`)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from pipelines.policy import catalogue
 from pipelines.policy.engine import DuckDBEngine
 from tests import rulecase
 
-CASES = rulecase.load_cases(Path(__file__).parent / "rule_cases")
+CASE_FILES = rulecase.load_case_files(Path(__file__).parent / "rule_cases")
+CASES = [case for cases in CASE_FILES.values() for case in cases]
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +64,19 @@ def test_every_rule_has_cases_on_both_sides():
     every = {r.rule_id for r in catalogue.catalogue()}
     assert every - raises == set()
     assert every - quiet == set()
+
+
+def test_every_rule_has_its_case_file_and_each_case_sits_with_a_rule_it_names():
+    """`rule_cases/<RULE_ID>.yaml` for every rule of the catalogue, each of its cases naming that
+    rule; a lower-case file holds cases across rules, each naming several."""
+    every = {r.rule_id for r in catalogue.catalogue()}
+    assert every - set(CASE_FILES) == set()
+    for file, cases in CASE_FILES.items():
+        assert cases, f"{file}.yaml holds no case"
+        for case in cases:
+            named = set(case.expect) | set(case.not_evaluated)
+            if file == file.lower():
+                assert len(named) > 1, f"{file}.yaml: {case.name!r} names one rule: its file"
+            else:
+                assert file in every, f"{file}.yaml: no rule {file} in the catalogue"
+                assert file in named, f"{file}.yaml: {case.name!r} does not name {file}"

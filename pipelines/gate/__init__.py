@@ -11,7 +11,8 @@ Out: per extract `<out>/<q>/staging/<dept>/<extract>.parquet` (accepted rows, ty
      Expectations store `<out>/gx/` and Data Docs `<out>/data_docs/`.
 
 Modules, in the order data meets them:
-- `reader` — the one reader for every format; manifests; encodings;
+- `reader` — the one reader for every format; encodings;
+- `manifest` — a department's `manifest.json`, and each file read checked against it;
 - `values` — a received cell as its typed value, per value type;
 - `kinds` — each kind of check as one registered object (row check, expectation, plant);
 - `checks` — a contract compiled to checks and evaluated over a frame; rows compared settled;

@@ -26,7 +26,8 @@ from pathlib import Path
 from pipelines.core.contracts import extract_contracts
 from pipelines.core.layout import MANIFEST, Landing
 from pipelines.core.quarters import Quarter
-from pipelines.gate.reader import read_manifest, sha256_of
+from pipelines.gate.manifest import read_manifest
+from pipelines.gate.reader import sha256_of
 
 
 def departments() -> dict[str, frozenset[str]]:

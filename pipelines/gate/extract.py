@@ -1,8 +1,9 @@
 """The contract gate for one extract of one quarter.
 
-read (`reader.py`) → check every row (`checks.py`) → decide file-level failure → write the
-accepted rows as a typed staging table and the rejected rows as quarantine Parquet → account for
-every row: received = accepted + quarantined, always (extracts.md §2).
+read (`reader.py`, each file against the manifest: `manifest.py`) → check every row
+(`checks.py`) → decide file-level failure → write the accepted rows as a typed staging table and
+the rejected rows as quarantine Parquet → account for every row: received = accepted +
+quarantined, always (extracts.md §2).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import polars as pl
 from pipelines.core import idnumbers, parameters
 from pipelines.core.contracts import Contract, as_sent_by
 from pipelines.core.faults import crash_point
-from pipelines.core.layout import Landing, Outputs, aside
+from pipelines.core.layout import EXTRACT_FORMATS, Landing, Outputs, aside
 from pipelines.core.quarters import Quarter
 from pipelines.gate import reader as ingest
 from pipelines.gate.accounting import FAILED, MISSING, PASSED, ExtractResult
@@ -31,6 +32,7 @@ from pipelines.gate.checks import (
     evaluate,
     ge_columns,
 )
+from pipelines.gate.manifest import check_against_manifest, manifest_problems, read_manifest
 from pipelines.gate.reader import ROW_NUMBER, FileProblem
 
 # the statuses and the accounting row are the accounting's; the gate's callers find them here too
@@ -124,15 +126,15 @@ def run_extract(
         p.unlink(missing_ok=True)
 
     files = arrived.extract_files(q, dept, contract.extract)
-    manifest = ingest.read_manifest(arrived.manifest(q, dept), dept, q)
-    problems, absent = ingest.manifest_problems(manifest, dept, contract.extract, files)
+    manifest = read_manifest(arrived.manifest(q, dept), dept, q)
+    problems, absent = manifest_problems(manifest, dept, contract.extract, files)
     result = ExtractResult(
         quarter=q,
         department=dept,
         extract=contract.extract,
         contract_version=contract.version,
         file_name=", ".join(p.name for p in files) or (", ".join(absent) or None),
-        file_format=", ".join(ingest.FORMATS[p.suffix.lower()] for p in files) or None,
+        file_format=", ".join(EXTRACT_FORMATS[p.suffix.lower()] for p in files) or None,
     )
     if not files:
         if problems:
@@ -155,7 +157,7 @@ def run_extract(
         if len(readable) == 1:
             ctx = ctx_one
     for r in reads:
-        ingest.check_against_manifest(r, manifest, dept)
+        check_against_manifest(r, manifest, dept)
         problems.extend(r.problems)
         result.extra_columns.extend(c for c in r.extra_columns if c not in result.extra_columns)
     result.encoding = ", ".join(r.encoding for r in reads if r.encoding) or None

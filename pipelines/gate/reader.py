@@ -1,8 +1,9 @@
 """The one reader for every extract format of extracts.md §2.
 
-It checks a department's files for a quarter against the manifest, detects the encoding of
-CSV files, and returns every row as text under canonical column names. It decides nothing about
-values: that is `checks.py`. File-level problems are returned as `FileProblem`s whose messages
+It detects the encoding of CSV files, hashes every file, and returns every row as text under
+canonical column names. It decides nothing about values: that is `checks.py`; nor about the
+department's `manifest.json`: that is `manifest.py`, which checks each file read here against
+its entry. File-level problems are returned as `FileProblem`s whose messages
 name the file, the column or figure, and what was expected, and never carry a value from the
 file.
 """
@@ -14,7 +15,6 @@ import csv
 import datetime as dt
 import decimal
 import hashlib
-import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -23,11 +23,10 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.core.contracts import Contract
-from pipelines.core.layout import EXTRACT_FORMATS as FORMATS
-from pipelines.core.layout import MANIFEST
+from pipelines.core.layout import EXTRACT_FORMATS
 
 ROW_NUMBER = "row_number"
-_CHUNK = 1 << 24
+_READ_CHUNK_BYTES = 1 << 24  # files are read 16 MiB at a time: hashed, decoded, copied
 
 
 @dataclass(frozen=True)
@@ -72,142 +71,12 @@ class ReadFile:
             self.temp_file = None
 
 
-@dataclass
-class Manifest:
-    path: Path
-    files: dict[str, dict] | None  # None when the manifest itself is unusable
-    problem: FileProblem | None = None
-
-
-def read_manifest(path: Path, department: str, quarter: str) -> Manifest | None:
-    """The department folder's `manifest.json`, if it has one (`Landing.manifest`)."""
-    if not path.is_file():
-        return None
-    where = f"{department}/{MANIFEST}"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-        files = doc["files"]
-        if not isinstance(files, dict) or not all(isinstance(v, dict) for v in files.values()):
-            raise ValueError("'files' must map file names to {rows, sha256}")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        problem = FileProblem(
-            "file.manifest_unreadable",
-            f"{where}: cannot be read as a manifest ({type(e).__name__}); expected JSON with "
-            '"files": {"<file>": {"rows": N, "sha256": "..."}}',
-        )
-        return Manifest(path, None, problem)
-    pathlike = [n for n in files if "/" in n or "\\" in n or n in ("", ".", "..")]
-    if pathlike:
-        problem = FileProblem(
-            "file.manifest_unreadable",
-            f"{where}: lists {pathlike[0]!r}; a manifest names the files of its own folder, "
-            "by name only (no folder, no '..')",
-        )
-        return Manifest(path, None, problem)
-    for key, expected in (("department", department), ("quarter", quarter)):
-        if key in doc and str(doc[key]) != expected:
-            problem = FileProblem(
-                "file.manifest_mismatch",
-                f"{where}: {key} is {doc[key]!r}, expected {expected!r} (the folder it lies in)",
-            )
-            return Manifest(path, None, problem)
-    return Manifest(path, files)
-
-
-def manifest_problems(
-    manifest: Manifest | None, department: str, extract: str, files: list[Path]
-) -> tuple[list[FileProblem], list[str]]:
-    """Problems the manifest finds for one extract before reading, and the listed names that
-    are absent from the folder."""
-    if manifest is None:
-        return [], []
-    if manifest.files is None:
-        return [manifest.problem], []
-    listed = [n for n in manifest.files if Path(n).stem == extract]
-    present = {p.name for p in files}
-    problems = [
-        FileProblem(
-            "file.manifest_mismatch",
-            f"{department}/{p.name}: not listed in {MANIFEST}; every data file must be listed",
-        )
-        for p in files
-        if p.name not in manifest.files
-    ]
-    absent = [n for n in listed if n not in present]
-    problems += [
-        FileProblem(
-            "file.manifest_mismatch",
-            f"{department}/{n}: listed in {MANIFEST} but absent from the folder",
-        )
-        for n in absent
-    ]
-    return problems, absent
-
-
-_ENCODING_FAMILIES = {
-    "utf-8": "UTF-8",
-    "utf8": "UTF-8",
-    "utf-8-sig": "UTF-8",
-    "gb18030": "GB18030",
-    "gbk": "GB18030",
-    "gb2312": "GB18030",
-    "cp936": "GB18030",
-}
-
-
-def _declared_encoding(declared: str, detected: str | None, where: str) -> FileProblem | None:
-    """A CSV's encoding as its manifest entry declares it (`"encoding"`, optional) against what
-    the file turned out to be: GBK and GB2312 are read as their superset GB18030."""
-    family = _ENCODING_FAMILIES.get(declared.strip().lower())
-    if family is None:
-        return FileProblem(
-            "file.encoding_mismatch",
-            f"{where}: the manifest declares encoding {declared!r}; expected utf-8, gb18030 or gbk",
-        )
-    found = _ENCODING_FAMILIES.get(detected or "")
-    if found is None or found == family:
-        return None  # undecodable: that problem is reported already
-    return FileProblem(
-        "file.encoding_mismatch",
-        f"{where}: the manifest declares {declared}, but the file is {found} text; every row is "
-        "kept, and the file must be sent again as declared (or the manifest corrected)",
-    )
-
-
-def check_against_manifest(read: ReadFile, manifest: Manifest | None, department: str) -> None:
-    if manifest is None or manifest.files is None:
-        return
-    entry = manifest.files.get(read.path.name)
-    if entry is None:
-        return
-    where = f"{department}/{read.path.name}"
-    if "encoding" in entry and read.file_format == "csv" and not read.plain_ascii:
-        problem = _declared_encoding(str(entry["encoding"]), read.encoding, where)
-        if problem is not None:
-            read.problems.append(problem)
-    want_hash = str(entry.get("sha256", "")).lower()
-    if want_hash and read.sha256 and want_hash != read.sha256:
-        read.problems.append(
-            FileProblem(
-                "file.manifest_mismatch",
-                f"{where}: sha256 is {read.sha256[:12]}…, the manifest says {want_hash[:12]}…",
-            )
-        )
-    if "rows" in entry and read.frame is not None and int(entry["rows"]) != read.rows:
-        read.problems.append(
-            FileProblem(
-                "file.manifest_mismatch",
-                f"{where}: {read.rows:,} data rows read, the manifest says {int(entry['rows']):,}",
-            )
-        )
-
-
 def read_file(
     path: Path, contract: Contract, department: str, landing: Path | None = None
 ) -> ReadFile:
     """Read any allowed format as text and map its headers onto the contract. A folder where
     the file should be, or a link to a file outside `landing`, is not read."""
-    fmt = FORMATS[path.suffix.lower()]
+    fmt = EXTRACT_FORMATS[path.suffix.lower()]
     read = ReadFile(path, fmt)
     where = f"{department}/{path.name}"
     refused = _not_a_landed_file(path, landing, where)
@@ -264,16 +133,20 @@ def _kind_of_type(dtype: pl.DataType) -> str:
 
 # The Parquet types a column of each value type may arrive in (checked by the value it holds,
 # extracts.md §2); any other type is the wrong column or a broken export.
-_NUMBERS = {"integer", "float", "decimal"}  # pandas writes whole numbers as floats beside nulls
+_NUMBER_KINDS = {
+    "integer",
+    "float",
+    "decimal",
+}  # pandas writes whole numbers as floats beside nulls
 _PARQUET_KINDS = {
     "id": {"text"},  # a number cannot hold the check character X
-    "text": {"text", *_NUMBERS},
-    "code": {"text", *_NUMBERS},
-    "county": {"text", *_NUMBERS},
-    "int": {"text", *_NUMBERS},
-    "money": {"text", *_NUMBERS},
-    "decimal": {"text", *_NUMBERS},
-    "bool": {"text", "boolean", *_NUMBERS},
+    "text": {"text", *_NUMBER_KINDS},
+    "code": {"text", *_NUMBER_KINDS},
+    "county": {"text", *_NUMBER_KINDS},
+    "int": {"text", *_NUMBER_KINDS},
+    "money": {"text", *_NUMBER_KINDS},
+    "decimal": {"text", *_NUMBER_KINDS},
+    "bool": {"text", "boolean", *_NUMBER_KINDS},
     "date": {"text", "date"},
     "month": {"text", "date"},
 }
@@ -345,16 +218,17 @@ class _Unreadable(Exception):
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
+        while chunk := f.read(_READ_CHUNK_BYTES):
             h.update(chunk)
     return h.hexdigest()
 
 
 UTF8_EVIDENCE = 32  # continuation bytes of valid multi-byte UTF-8 (≈ 11–16 characters)
+_LAST_LINE_BYTES = 1 << 16  # the end of a CSV kept to read its last line: enough for any line
 
 
 @dataclass
-class _Bytes:
+class _CsvByteScan:
     """What the one pass over a CSV's bytes finds besides its encoding and hash: where its first
     NUL byte is, how many double quotes it has (an even number in any well-formed CSV, in UTF-8
     and GB18030 alike: neither uses the byte 0x22 inside a character), and how it ends."""
@@ -365,8 +239,8 @@ class _Bytes:
     multibyte: int = 0  # bytes of multi-byte UTF-8 characters beyond the first: 0 for ASCII
 
 
-def detect_encoding(path: Path) -> tuple[str, str, _Bytes]:
-    """(encoding, sha256, what else the one pass saw: `_Bytes`). UTF-8 with BOM by its mark;
+def detect_encoding(path: Path) -> tuple[str, str, _CsvByteScan]:
+    """(encoding, sha256, what else the one pass saw: `_CsvByteScan`). UTF-8 with BOM by its mark;
     else strict UTF-8 over the whole file (hashed in the same pass); else GB18030 (a superset
     of GBK, checked strictly when the file is converted). Anything else is undecodable: an
     encoding is never guessed.
@@ -377,7 +251,7 @@ def detect_encoding(path: Path) -> tuple[str, str, _Bytes]:
     a few valid multi-byte UTF-8 characters in a row, so a dozen of them decide (`UTF8_EVIDENCE`).
     """
     h = hashlib.sha256()
-    seen = _Bytes()
+    seen = _CsvByteScan()
     utf8 = codecs.getincrementaldecoder("utf-8")("strict")
     utf8_ok, offset, bad_at, evidence = True, 0, 0, 0
     before = last = b""
@@ -387,7 +261,7 @@ def detect_encoding(path: Path) -> tuple[str, str, _Bytes]:
         if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
             raise _UndecodableError(0, sha256_of(path), "UTF-16, by its byte-order mark")
         f.seek(0)
-        while chunk := f.read(_CHUNK):
+        while chunk := f.read(_READ_CHUNK_BYTES):
             h.update(chunk)
             if seen.nul_at is None and (nul := chunk.find(b"\0")) >= 0:
                 seen.nul_at = offset + nul
@@ -409,16 +283,13 @@ def detect_encoding(path: Path) -> tuple[str, str, _Bytes]:
         except UnicodeDecodeError:
             utf8_ok, bad_at = False, offset
     seen.multibyte = evidence
-    seen.tail = (before + last)[-_TAIL:]  # the last line, even across two chunks
+    seen.tail = (before + last)[-_LAST_LINE_BYTES:]  # the last line, even across two chunks
     if utf8_ok:
         return ("utf-8-sig" if bom else "utf-8"), h.hexdigest(), seen
     if not bom and evidence < UTF8_EVIDENCE:
         # GB18030 is checked strictly by `_transcode`, in the one pass that converts the file
         return "gb18030", h.hexdigest(), seen
     raise _UndecodableError(bad_at, h.hexdigest())
-
-
-_TAIL = 1 << 16  # enough for any last line
 
 
 class _UndecodableError(Exception):
@@ -434,7 +305,7 @@ def _transcode(path: Path, encoding: str, sha: str) -> Path:
     offset = 0
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out, path.open("rb") as src:
-            while chunk := src.read(_CHUNK):
+            while chunk := src.read(_READ_CHUNK_BYTES):
                 out.write(decoder.decode(chunk))
                 offset += len(chunk)
             out.write(decoder.decode(b"", final=True))
@@ -490,7 +361,7 @@ def _read_csv(path: Path, read: ReadFile, where: str) -> tuple[list[str], pl.Laz
 
 
 def _broken_text(
-    path: Path, source: Path, seen: _Bytes, width: int, where: str
+    path: Path, source: Path, seen: _CsvByteScan, width: int, where: str
 ) -> list[FileProblem]:
     """File-level problems of a CSV's text that a CSV parser reads past: a NUL byte, a double
     quote never closed, a last line cut short. Lines are counted in the file as sent."""
@@ -534,7 +405,7 @@ def _line_at(path: Path, offset: int) -> int:
     newlines = 0
     with path.open("rb") as f:
         left = offset
-        while left > 0 and (chunk := f.read(min(_CHUNK, left))):
+        while left > 0 and (chunk := f.read(min(_READ_CHUNK_BYTES, left))):
             newlines += chunk.count(b"\n")
             left -= len(chunk)
     return newlines + 1

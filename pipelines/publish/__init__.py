@@ -14,6 +14,7 @@ Modules:
 - `routed` — the routed files and the analyst tables of the quarter;
 - `atomic` — written aside, moved into place at once; recovery after a killed run;
 - `warehouse` — every quarter in one DuckDB database with bilingual comments and views;
+- `page` — the page kit of both pages: inline style, escaping, tables, SVG charts;
 - `report` — the self-contained quality report;
 - `whatif_page` — the self-contained page of a reform's comparison (`policy/whatif.py`);
 - `stage` — the step the quarterly job runs.

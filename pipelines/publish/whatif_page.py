@@ -1,5 +1,5 @@
 """The what-if page `<out>/whatif/<name>/whatif.html`: a reform against a published quarter, for
-analysts and the finance department, in the style of the quality report (`report.py`) and as
+analysts and the finance department, built with the quality report's page kit (`page.py`) and as
 self-contained (inline CSS and SVG, no script, no address outside the page).
 
 From `changes.parquet` and `run.parquet` only: counts, no person and no key.
@@ -14,16 +14,16 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.core.layout import Outputs, aside
-from pipelines.publish.report import (
-    _county_names,
-    _e,
-    _n,
-    _rule_names,
-    _t,
-    _table,
-    _td,
+from pipelines.publish.page import (
     bar_chart_svg,
+    county_names,
+    escape,
+    escape_free_text,
+    format_count,
     page,
+    rule_names,
+    table,
+    table_cell,
 )
 
 
@@ -35,12 +35,12 @@ def render_whatif_page(out: Path, name: str) -> str:
     outputs = Outputs(out)
     run = pl.read_parquet(outputs.whatif_runs_table(name)).row(0, named=True)
     changes = pl.read_parquet(outputs.whatif_changes(name))
-    counties, rules = _county_names(), _rule_names()
+    counties, rules = county_names(), rule_names()
     cards = [
-        ("现行参数下预警 Warnings, baseline", _n(run["baseline_warnings"])),
-        ("改革参数下预警 Warnings, reform", _n(run["reform_warnings"])),
-        ("新增 Newly flagged", _n(run["newly_flagged"])),
-        ("不再预警 No longer flagged", _n(run["no_longer_flagged"])),
+        ("现行参数下预警 Warnings, baseline", format_count(run["baseline_warnings"])),
+        ("改革参数下预警 Warnings, reform", format_count(run["reform_warnings"])),
+        ("新增 Newly flagged", format_count(run["newly_flagged"])),
+        ("不再预警 No longer flagged", format_count(run["no_longer_flagged"])),
         ("估计每月费用变化 Monthly cost change (yuan)", _yuan(run["monthly_cost_change_yuan"])),
     ]
     summary = (
@@ -50,25 +50,27 @@ def render_whatif_page(out: Path, name: str) -> str:
             for label, value in cards
         )
         + "</div>"
-        f'<p class="note">费用估算 How the cost is estimated: {_e(run["cost_computed_as"])}.</p>'
+        '<p class="note">费用估算 How the cost is estimated: '
+        f"{escape(run['cost_computed_as'])}.</p>"
         "</section>"
     )
     changed = json.loads(run["changed"])
     reform = (
         '<section id="reform"><h2>改革参数 The reform</h2>'
-        f"<p>{_t(run['reform_description'])}</p>"
-        + _table(
+        f"<p>{escape_free_text(run['reform_description'])}</p>"
+        + table(
             [("参数 Parameter", False), ("生效 From", False), ("取值 Value", False)],
             (
-                f"<tr>{_td(f'<code>{_e(p)}</code>')}{_td(_e(start))}{_td(_e(value))}</tr>"
+                f"<tr>{table_cell(f'<code>{escape(p)}</code>')}"
+                f"{table_cell(escape(start))}{table_cell(escape(value))}</tr>"
                 for p, entries in sorted(changed.items())
                 for start, value in entries
             ),
         )
-        + f"<p>取值日期 Values in effect on <b>{_e(run['as_of'])}</b>; 季度 evaluated on the "
-        f"published quarter <b>{_e(run['quarter'])}</b>. 文件 File "
-        f"<code>{_e(Path(run['reform_file']).name)}</code>, SHA-256 "
-        f'<span class="hash">{_e(run["reform_sha256"])}</span>.</p></section>'
+        + f"<p>取值日期 Values in effect on <b>{escape(run['as_of'])}</b>; 季度 evaluated on the "
+        f"published quarter <b>{escape(run['quarter'])}</b>. 文件 File "
+        f"<code>{escape(Path(run['reform_file']).name)}</code>, SHA-256 "
+        f'<span class="hash">{escape(run["reform_sha256"])}</span>.</p></section>'
     )
     by_county = (
         changes.group_by("county_code")
@@ -108,7 +110,7 @@ def render_whatif_page(out: Path, name: str) -> str:
     )
     top = (
         '<section id="rules"><h2>规则 Rules, most changed first</h2>'
-        + _table(
+        + table(
             [
                 ("规则 Rule", False),
                 ("现行 Baseline", True),
@@ -119,9 +121,9 @@ def render_whatif_page(out: Path, name: str) -> str:
             ],
             (
                 "<tr>"
-                + _td(f"<code>{_e(r)}</code> {_e(rules.get(r, ''))}")
-                + "".join(_td(_n(v), True) for v in (b, f, n, g))
-                + _td(_yuan(c) if pays else "—", True)
+                + table_cell(f"<code>{escape(r)}</code> {escape(rules.get(r, ''))}")
+                + "".join(table_cell(format_count(v), True) for v in (b, f, n, g))
+                + table_cell(_yuan(c) if pays else "—", True)
                 + "</tr>"
                 for r, b, f, n, g, c, pays, _ in by_rule.iter_rows()
             ),
@@ -130,7 +132,7 @@ def render_whatif_page(out: Path, name: str) -> str:
     )
     detail = (
         '<section id="detail"><h2>明细 Every rule × county × category</h2>'
-        + _table(
+        + table(
             [
                 ("规则 Rule", False),
                 ("县 County", False),
@@ -142,10 +144,10 @@ def render_whatif_page(out: Path, name: str) -> str:
             ],
             (
                 "<tr>"
-                + _td(f"<code>{_e(r)}</code>")
-                + _td(_e(label(c)))
-                + _td(_e(cat))
-                + "".join(_td(_n(v), True) for v in (b, f, n, g))
+                + table_cell(f"<code>{escape(r)}</code>")
+                + table_cell(escape(label(c)))
+                + table_cell(escape(cat))
+                + "".join(table_cell(format_count(v), True) for v in (b, f, n, g))
                 + "</tr>"
                 for _, _, r, c, cat, b, f, n, g, _ in changes.iter_rows()
             ),
@@ -154,7 +156,7 @@ def render_whatif_page(out: Path, name: str) -> str:
     )
     title = f"政策模拟 What if — {run['whatif']} on {run['quarter']}"
     body = [
-        f"<h1>{_e(title)}</h1>",
+        f"<h1>{escape(title)}</h1>",
         '<p class="sub">低收入人口动态监测 safetynet · 若参数调整，本季度的预警会怎样变化 How the '
         "quarter's warnings would change under the reformed parameters</p>",
         summary,

@@ -1,5 +1,5 @@
-"""Rule cases as data (STYLE.md): a YAML list of cases, each named as a sentence, run through
-the real facts and rules on tiny typed staging tables.
+"""Rule cases as data (as openfisca/country-template writes its tests): a YAML list of cases,
+each named as a sentence, run through the real facts and rules on tiny typed staging tables.
 
 The cases of a rule are in `tests/rule_cases/<RULE_ID>.yaml`, one file per rule of the catalogue;
 a case about two sibling rules alike (both disability subsidies, both NLE person rules) sits with

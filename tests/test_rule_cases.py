@@ -1,4 +1,4 @@
-"""Every rule case of `tests/rule_cases/*.yaml` (STYLE.md: cases named as sentences, a case on
+"""Every rule case of `tests/rule_cases/*.yaml` (cases named as sentences, a case on
 each side of every boundary and effective date), run through the real facts and rules. A rule's
 cases are in `<RULE_ID>.yaml`; cases across rules in lower-case files named for what they test
 (`tests/rulecase.py`)."""

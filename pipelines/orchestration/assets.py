@@ -65,7 +65,7 @@ from pipelines.policy import stage as policy
 from pipelines.policy.evaluate import summary_text
 from pipelines.publish import stage as publish
 
-# Fixed up front: changing the partition set later breaks backfills (ENGINEERING.md).
+# Fixed up front: changing the partition set later breaks backfills (dagster issues #21584, #30058).
 QUARTERS = StaticPartitionsDefinition(quarter_range("2020Q1", "2040Q4"))
 
 

@@ -18,9 +18,10 @@
   maintained"), and with `concurrency: runs: max_concurrent_runs: 1` launches a run only when none
   is in progress. Together: one quarter at a time, oldest first. `write_instance_config` writes
   that `dagster.yaml` into the Dagster home (`<out>/.dagster`); it also keeps DuckDB to one
-  writer (ENGINEERING.md). Since Dagster makes no public promise about the order, a quarter's run
-  whose previous quarter has not yet been processed is something the policy stage should refuse
-  or flag, rather than trust the ordering alone.
+  writer (DuckDB allows one writer per file: dagster issues #16248, #18746). Since Dagster makes
+  no public promise about the order, a quarter's run whose previous quarter has not yet been
+  processed is something the policy stage should refuse or flag, rather than trust the ordering
+  alone.
 
 The event log is one SQLite database for every run (Dagster's `ConsolidatedSqliteEventLogStorage`
 under `<home>/history/`), made when the instance is first opened: with Dagster's default of one

@@ -31,17 +31,8 @@ import polars as pl
 from pipelines.core import cells, gbt2260, idnumbers
 from pipelines.core.contracts import Column, Contract, Rule
 from pipelines.core.quarters import Quarter
-from pipelines.gate.values import (
-    DECIMAL_PATTERN,
-    INT_PATTERN,
-    MONEY_PATTERN,
-    key_text,
-    staged,
-    text,
-    typed,
-    value,
-    well_formed,
-)
+from pipelines.core.valuetypes import DECIMAL_PATTERN, INT_PATTERN, MONEY_PATTERN
+from pipelines.gate.values import key_text, staged, text, typed, value, well_formed
 
 Row = dict[str, str]
 DUPLICATE_KEY = "duplicate_key"

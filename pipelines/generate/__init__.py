@@ -2,7 +2,7 @@
 
     generate(out, scale="county", quarters=[Quarter(2026, 3)], seed=1)
 
-writes `<out>/<quarter>/<dept>/<extract>.<ext>` for the twenty extracts of extracts.md §3 in the
+writes `<out>/<quarter>/<dept>/<extract>.<ext>` for every extract of extracts.md §3 in the
 departments' habits (`habits`), plus `<out>/<quarter>/_planted_errors.json`: per department and
 extract, the rows the gate must quarantine per reason (the planted bad rows), so that a test can
 assert exact quarantine counts; and `<out>/<quarter>/_planted_cases.json`: the planted positive

@@ -48,7 +48,9 @@ class ValueType:
 
     name: ClassVar[str]
     staged: ClassVar[pl.DataType] = pl.String  # the staging tables' column type
-    pattern: ClassVar[str | None] = None  # the shape of the text, where one regex says it
+    # the text of a value where one regular expression is the whole test (Great Expectations
+    # checks it natively: `gate/kinds.py`); a date or a month must also be a real day
+    pattern: ClassVar[str | None] = None
     in_file: ClassVar[bool] = False  # a typed file holds it as `staged`; else as text
 
     def value(self, text: pl.Expr, date_formats: Sequence[str]) -> pl.Expr:
@@ -97,7 +99,7 @@ class Date(ValueType):
 
 class Month(ValueType):
     # a typed file's date cell is a day, not a month: a file holds months as text
-    name, staged, pattern = "month", pl.Date, MONTH_PATTERN
+    name, staged = "month", pl.Date
 
     def value(self, text, date_formats):
         return pl.when(text.str.contains(MONTH_PATTERN)).then(

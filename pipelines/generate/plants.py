@@ -145,9 +145,8 @@ def subjects(pop: province.Population) -> dict[str, str]:
 SUPPORTED = ("edu_pos", "edu_near", "care_pos", "care_near")
 
 
-def _drop(f: pl.DataFrame, ids: list[str], where: pl.Expr | None = None) -> pl.DataFrame:
-    gone = pl.col("id_number").is_in(ids)
-    return f.filter(~(gone & where) if where is not None else ~gone)
+def _drop(f: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
+    return f.filter(~pl.col("id_number").is_in(ids))
 
 
 def _put(f: pl.DataFrame, rows: list[dict]) -> pl.DataFrame:

@@ -9,7 +9,7 @@ The data flows one way, a folder per stage (docs/architecture.md):
   parameters, the output layout);
 - `gate/` — every extract read, checked against its contract, validated by Great Expectations,
   accounted for;
-- `policy/` — facts and the 19 rules over the staged rows, behind one engine seam;
+- `policy/` — facts and every rule over the staged rows, behind one engine seam;
 - `publish/` — lifecycle, routed files, warehouse, quality report, published atomically;
 - `orchestration/` — the Dagster definitions and the `safetynet` command line, wiring the stages;
 - `generate/` — the synthetic province (`safetynet generate`).

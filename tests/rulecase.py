@@ -45,22 +45,13 @@ from stdnum.cn import ric
 from pipelines.core import pseudonym
 from pipelines.core.contracts import extract_contracts
 from pipelines.core.quarters import Quarter
+from pipelines.core.valuetypes import VALUE_TYPES
 from pipelines.policy import evaluate as rules
 from pipelines.policy import facts
 from pipelines.policy.engine import Engine
 
-POLARS_TYPES = {
-    "id": pl.String,
-    "text": pl.String,
-    "code": pl.String,
-    "county": pl.String,
-    "date": pl.Date,
-    "month": pl.Date,
-    "money": pl.Decimal(18, 2),
-    "bool": pl.Boolean,
-    "int": pl.Int64,
-    "decimal": pl.Float64,
-}
+# the staging tables' column types, as the gate writes them
+POLARS_TYPES = {name: value_type.staged for name, value_type in VALUE_TYPES.items()}
 
 
 def _defaults(q: Quarter, n: int) -> dict[str, dict[str, Any]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.core.contracts import Contract, all_contracts
+from pipelines.core.valuetypes import VALUE_TYPES
 from pipelines.gate import extract as gate
 from pipelines.gate.checks import CheckContext, compile_checks
 from pipelines.generate.samples import (
@@ -87,6 +88,10 @@ def test_a_clean_file_passes_with_every_row_accepted(contract, form, landing, ou
     assert run.quarantine is None
     assert run.staged_rows() == list(range(1, ROWS + 1))
     assert run.staging.columns == [c.name for c in contract.columns] + ["row_number"]
+    # each value type as its staging type (core/valuetypes.py), which tests/rulecase.py writes
+    assert [run.staging.schema[c.name] for c in contract.columns] == [
+        VALUE_TYPES[c.value_type].staged for c in contract.columns
+    ]
     assert (r.file_format, r.encoding, len(r.sha256)) == (options["fmt"], encoding, 64)
     key = contract.column(contract.primary_key[0])
     upper = key.value_type in ("id", "code")

@@ -1,5 +1,6 @@
 """The package installs with `pip install .` (not editable) and runs from any folder: the data
-contracts, the rules and the SQL ship inside it (pyproject.toml, `pipelines/core/resources.py`)."""
+contracts, the rules and the SQL (the policy's, and the lifecycle's of publishing) ship inside it
+(pyproject.toml, `pipelines/core/resources.py`)."""
 
 from __future__ import annotations
 
@@ -118,6 +119,8 @@ def test_pip_install_dot_into_a_fresh_venv_runs_from_another_folder(tmp_path):
     # the rules that read nothing besides the registry and the roster
     assert evaluated == {r.rule_id for r in catalogue() if not r.reads} != set()
     assert (elsewhere / "out" / "warehouse.duckdb").is_file()
+    # the lifecycle's comparison ships too (package data of pipelines.publish)
+    assert (elsewhere / "out" / "2026Q3" / "tables" / "warning_lifecycle.parquet").is_file()
     assert (elsewhere / "out" / "data_docs" / "index.html").is_file()
     # the Data Docs' scripts ship in the package too (offline pages: gate/datadocs.py)
     vendor = elsewhere / "out" / "data_docs" / "static" / "vendor"

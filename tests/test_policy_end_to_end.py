@@ -8,18 +8,22 @@ department had not sent it, so `PNI_EDUCATION_AID` is NOT_EVALUATED there (polic
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from pipelines.core import parameters
 from pipelines.core.layout import Outputs
 from pipelines.core.quarters import Quarter, quarter_range
 from pipelines.gate import accounting as quality
 from pipelines.gate import extract as gate
-from pipelines.generate import feedback, generate, plants
+from pipelines.generate import feedback, generate, households
 from pipelines.generate.plants import PLANTED_CASES
 from pipelines.policy import catalogue as rule_catalogue
 from pipelines.policy import evaluate as rules
@@ -176,9 +180,55 @@ def test_every_rule_has_planted_cases_on_both_sides(processed):
     for c in cases:
         assert owner.setdefault(c["subject"], c["role"]) == c["role"], c
     # before the first dibao standard (2024-07-01) the income cases are not recorded
-    assert plants.dibao_standard("350102", Quarter(2024, 2).end) is None
-    assert plants.dibao_standard("350128", QUARTERS[-1].end) == 103_000
-    assert plants.dibao_standard("350102", QUARTERS[-2].end) == 95_000
+    assert households.dibao_standard("350102", Quarter(2024, 2).end) is None
+    assert households.dibao_standard("350128", QUARTERS[-1].end) == 103_000
+    assert households.dibao_standard("350102", QUARTERS[-2].end) == 95_000
+
+
+def test_a_new_dated_value_of_the_parameters_moves_the_planted_cases_with_it(
+    tmp_path, monkeypatch, pseudonym_key_module
+):
+    """The planted cases read their figures from the parameters (`generate/plants.py`,
+    `households.py`), never copies: with new values from 2026-08-01 of the standard, the edge
+    multiplier, the deductibles and the asset limits, every case of 2026Q3 still holds."""
+    shipped = parameters.parameters()
+    new = dt.date(2026, 8, 1)
+
+    def later(name: str, value) -> parameters.Parameter:
+        p = shipped[name]
+        return dataclasses.replace(p, values=(*p.values, (new, value)))
+
+    def per_programme(**values: int) -> dict[str, Decimal]:
+        return {k: Decimal(v) for k, v in values.items()}
+
+    standard = shipped["dibao_standard"].values[-1][1]
+    changed = dict(shipped) | {
+        "dibao_standard": later("dibao_standard", {k: v + 75 for k, v in standard.items()}),
+        "dibao_edge_multiplier": later("dibao_edge_multiplier", Decimal("1.55")),
+        "medical_assistance_deductible": later(
+            "medical_assistance_deductible",
+            per_programme(DIBAO=200, TEKUN=0, DIBAO_EDGE=1800, RIGID_EXPENDITURE=1000),
+        ),
+        "vehicle_value_limit": later(
+            "vehicle_value_limit",
+            per_programme(DIBAO=0, TEKUN=0, DIBAO_EDGE=180_000, RIGID_EXPENDITURE=170_000),
+        ),
+        "business_capital_limit": later("business_capital_limit", Decimal(120_000)),
+    }
+    monkeypatch.setattr(parameters, "parameters", lambda directory=None: changed)
+    q = QUARTERS[-1]
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    generate(landing, "county", [q], SEED)
+    gate_quarter(landing, out, q)
+    raised = _raised(rules.evaluate(facts.Sources.from_out(out, q), pseudonym_key_module))
+    cases = json.loads((landing / str(q) / PLANTED_CASES).read_text(encoding="utf-8"))
+    assert {c["rule_id"] for c in cases} == {r.rule_id for r in rule_catalogue.catalogue()}
+    for case in cases:
+        subject = (case["subject"], "HOUSEHOLD" if "household_source" in case else "PERSON")
+        found = case["rule_id"] in raised.get(subject, set())
+        assert found == (case["expect"] == "warning"), case
+    medical = next(c for c in cases if c["role"] == "medical_near")
+    assert medical["note"].endswith("oop 1700 below the deductible 1800")
 
 
 def _cjk_pieces(text: str) -> set[str]:

@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
+import polars as pl
 import pytest
+import sqlglot
 
+from pipelines.core.valuetypes import VALUE_TYPES
 from pipelines.policy import catalogue
 from pipelines.policy.engine import DuckDBEngine
 from tests import rulecase
@@ -80,3 +84,21 @@ def test_every_rule_has_its_case_file_and_each_case_sits_with_a_rule_it_names():
             else:
                 assert file in every, f"{file}.yaml: no rule {file} in the catalogue"
                 assert file in named, f"{file}.yaml: {case.name!r} does not name {file}"
+
+
+def test_the_staged_types_the_cases_are_written_in_are_the_engines_column_types(tmp_path: Path):
+    """A staging table's column of each value type (`core/valuetypes.py`, as the gate and
+    `rulecase` write them) reads in DuckDB as the engine's type of the value type
+    (`DuckDBEngine.TYPES`, from which Spark's are translated)."""
+    path = tmp_path / "staged.parquet"
+    pl.DataFrame(
+        [pl.Series(name, [None], dtype=vt.staged) for name, vt in VALUE_TYPES.items()]
+    ).write_parquet(path)
+    with duckdb.connect() as con:
+        described = con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()
+
+    def spelled(sql_type: str) -> str:
+        return sqlglot.exp.DataType.build(sql_type, dialect="duckdb").sql("duckdb")
+
+    read = {name: spelled(sql_type) for name, sql_type, *_ in described}
+    assert read == {name: spelled(DuckDBEngine.TYPES[name]) for name in VALUE_TYPES}

@@ -13,6 +13,7 @@ from stdnum.cn import ric
 
 from pipelines.core import gbt2260
 from pipelines.core.quarters import Quarter
+from pipelines.core.valuetypes import DATE_LAYOUTS
 
 UNKNOWN_ADDRESS = "359999"  # never a GB/T 2260 code
 
@@ -53,7 +54,7 @@ def cents_of(text: str) -> int:
 
 
 def date_text(day: dt.date, fmt: str = "YYYY-MM-DD") -> str:
-    return day.strftime("%Y%m%d" if fmt == "YYYYMMDD" else "%Y-%m-%d")
+    return day.strftime(DATE_LAYOUTS[fmt].strftime)
 
 
 def parse_date(
@@ -61,9 +62,8 @@ def parse_date(
 ) -> dt.date | None:
     """A date in one of the allowed layouts, else None."""
     t = (text or "").strip()
-    layouts = {"YYYY-MM-DD": ("%Y-%m-%d", 10), "YYYYMMDD": ("%Y%m%d", 8)}
-    for fmt, width in (layouts[f] for f in formats):
-        day = _date_or_none(t, fmt) if len(t) == width else None
+    for layout in (DATE_LAYOUTS[f] for f in formats):
+        day = _date_or_none(t, layout.strftime) if len(t) == layout.width else None
         if day is not None:
             return day
     return None

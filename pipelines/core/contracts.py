@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core.resources import CONTRACTS_DIR, read_yaml
+from pipelines.core.valuetypes import DATE_LAYOUTS, VALUE_TYPES
 
-VALUE_TYPES = {"id", "county", "date", "month", "money", "decimal", "int", "bool", "code", "text"}
 KINDS = {"snapshot", "event"}
-DATE_FORMATS = {"YYYY-MM-DD", "YYYYMMDD"}
 
 
 class ContractError(ValueError):
@@ -123,8 +122,8 @@ def load_contract(path: Path) -> Contract:
             f"{where}: customProperties.maxQuarantineShareApplies must be true/false"
         )
     date_formats = tuple(meta.get("dateFormats") or ["YYYY-MM-DD"])
-    if not set(date_formats) <= DATE_FORMATS:
-        raise ContractError(f"{where}: dateFormats must be among {sorted(DATE_FORMATS)}")
+    if not set(date_formats) <= DATE_LAYOUTS.keys():
+        raise ContractError(f"{where}: dateFormats must be among {sorted(DATE_LAYOUTS)}")
     (obj,) = doc["schema"]
     columns = []
     keys: list[tuple[int, str]] = []

@@ -73,6 +73,16 @@ class Parameter:
             raise ParameterMissing(f"parameter {self.name} has no value in effect on {day}")
         return current[1]
 
+    def in_effect(self, first: dt.date, last: dt.date) -> list[Any]:
+        """Every value in effect on some day from `first` to `last` (both included), oldest
+        first: what must hold through a span of quarters holds for each of them."""
+        ends = [start for start, _ in self.values[1:]] + [dt.date.max]
+        return [
+            value
+            for (start, value), end in zip(self.values, ends, strict=True)
+            if start <= last and end > first
+        ]
+
     def for_area(self, county_code: str, day: dt.date) -> Decimal:
         """The county's own value, else its prefecture's (policy.md §3)."""
         table = self.at(day)

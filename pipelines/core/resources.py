@@ -1,5 +1,7 @@
-"""Where the product's own data lie: `data_contracts/`, `rules/` and `sql/`, and the Data Docs'
-vendored scripts and styles (`pipelines/gate/datadocs_static/`, package data of `pipelines.gate`).
+"""Where the product's own data lie: `data_contracts/`, `rules/` and `sql/`, the lifecycle's
+comparison (`pipelines/publish/lifecycle.sql`, package data of `pipelines.publish`), and the Data
+Docs' vendored scripts and styles (`pipelines/gate/datadocs_static/`, package data of
+`pipelines.gate`).
 
 They stay at the top of the repository, where the province edits them (STYLE.md), and ship inside
 the package: `pyproject.toml` maps them to `pipelines/_data/` in a wheel, so `pip install .`
@@ -33,6 +35,8 @@ RULES_DIR = _folder("rules")
 SQL_DIR = _folder("sql")
 CATALOGUE_DIR = RULES_DIR / "catalogue"
 PARAMETERS_DIR = RULES_DIR / "parameters"
+# publishing's, not a fact model of the policy: beside the module that runs it
+LIFECYCLE_SQL = _PACKAGE / "publish" / "lifecycle.sql"
 DATADOCS_STATIC_DIR = _PACKAGE / "gate" / "datadocs_static"
 DATADOCS_MANIFEST = DATADOCS_STATIC_DIR / "vendor.json"  # the npm packages and their files
 

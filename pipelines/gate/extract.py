@@ -21,6 +21,7 @@ from pipelines.core.contracts import Contract, as_sent_by
 from pipelines.core.faults import crash_point
 from pipelines.core.layout import EXTRACT_FORMATS, Landing, Outputs, aside
 from pipelines.core.quarters import Quarter
+from pipelines.core.valuetypes import VALUE_TYPES
 from pipelines.gate import reader as ingest
 from pipelines.gate.accounting import FAILED, MISSING, PASSED, ExtractResult
 from pipelines.gate.checks import (
@@ -410,11 +411,6 @@ def staging_frame(accepted: pl.LazyFrame, contract: Contract) -> pl.LazyFrame:
     dates as dates, money as DECIMAL(18,2), plus the row's `row_number` in its file."""
     cols = []
     for c in contract.columns:
-        v = pl.col(f"{c.name}__v")
-        if c.value_type == "money":
-            text = (
-                (v // 100).cast(pl.String) + "." + (v % 100).cast(pl.String).str.pad_start(2, "0")
-            )
-            v = text.str.to_decimal(scale=2).cast(pl.Decimal(18, 2))
+        v = VALUE_TYPES[c.value_type].staged_value(pl.col(f"{c.name}__v"))
         cols.append(v.alias(c.name))
     return accepted.select(*cols, ROW_NUMBER)

@@ -31,17 +31,8 @@ import polars as pl
 from pipelines.core import cells, gbt2260, idnumbers
 from pipelines.core.contracts import Column, Contract, Rule
 from pipelines.core.quarters import Quarter
-from pipelines.gate.values import (
-    DECIMAL_PATTERN,
-    INT_PATTERN,
-    MONEY_PATTERN,
-    key_text,
-    staged,
-    text,
-    typed,
-    value,
-    well_formed,
-)
+from pipelines.core.valuetypes import VALUE_TYPES
+from pipelines.gate.values import key_text, staged, text, typed, value, well_formed
 
 Row = dict[str, str]
 DUPLICATE_KEY = "duplicate_key"
@@ -350,7 +341,6 @@ class _TypeKind(Kind):
     single_value = True
     words: ClassVar[str]
     bad_text: ClassVar[str]  # what a department's export gets wrong
-    regex: ClassVar[str | None] = None  # GE's native regex, where it is the gate's exact test
 
     def reason(self, column, rule):
         return f"{column.name}.invalid_{self.value_type}"
@@ -363,10 +353,11 @@ class _TypeKind(Kind):
         return _present(col) & value(col).is_null()
 
     def expectation(self, check, contract, *, settled):
-        if self.regex is None:
+        regex = VALUE_TYPES[self.value_type].pattern  # GE's native regex: the gate's exact test
+        if regex is None:
             return None
         return Native(
-            "ExpectColumnValuesToMatchRegex", {"column": check.columns[0], "regex": self.regex}
+            "ExpectColumnValuesToMatchRegex", {"column": check.columns[0], "regex": regex}
         )
 
     def plant(self, rows, contract, check, i, quarter):
@@ -390,21 +381,18 @@ class TypeMonth(_TypeKind):
 class TypeMoney(_TypeKind):
     name, value_type = "type_money", "money"
     words, bad_text = "an amount in yuan, non-negative, at most 2 decimals", "12.345"
-    regex = MONEY_PATTERN
 
 
 @register
 class TypeDecimal(_TypeKind):
     name, value_type = "type_decimal", "decimal"
     words, bad_text = "a decimal number", "12,5"
-    regex = DECIMAL_PATTERN
 
 
 @register
 class TypeInt(_TypeKind):
     name, value_type = "type_int", "int"
     words, bad_text = "a whole number", "2.5"
-    regex = INT_PATTERN
 
 
 @register

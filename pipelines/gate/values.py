@@ -1,4 +1,5 @@
-"""A received cell as the value it stands for, per value type of the contract (docs/contracts.md).
+"""A received cell as the value it stands for, per value type of the contract (docs/contracts.md;
+the types themselves are `core/valuetypes.py`'s).
 
 The gate reads every column as text. For a contract column `c`, `typed` gives the expression of
 its typed value — null when absent or not parseable — which the checks read as `c__v`; the
@@ -11,22 +12,12 @@ import polars as pl
 
 from pipelines.core import idnumbers
 from pipelines.core.contracts import Column, Contract
-
-DATE_PATTERNS = {"YYYY-MM-DD": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "YYYYMMDD": r"^[0-9]{8}$"}
-# ASCII digits only: `\d` also matches full-width and other Unicode digits, which the casts
-# below reject, so the pattern alone (GE's regex expectation) would accept what the gate does not.
-MONEY_PATTERN = r"^[0-9]{1,15}(?:\.[0-9]{1,2})?$"
-DECIMAL_PATTERN = r"^-?[0-9]{1,15}(?:\.[0-9]+)?$"
-INT_PATTERN = r"^[-+]?[0-9]{1,18}$"
-MONTH_PATTERN = r"^\d{4}-\d{2}$"
-BOOL_TRUE = ("TRUE", "1", "Y", "是")
-BOOL_FALSE = ("FALSE", "0", "N", "否")
+from pipelines.core.valuetypes import VALUE_TYPES, trimmed
 
 
 def text(col: str) -> pl.Expr:
     """The received value trimmed of surrounding spaces, an empty string as null."""
-    s = pl.col(col).str.strip_chars()
-    return pl.when(s == "").then(None).otherwise(s)
+    return trimmed(pl.col(col))
 
 
 def value(col: str) -> pl.Expr:
@@ -35,44 +26,15 @@ def value(col: str) -> pl.Expr:
 
 
 def typed(column: Column, contract: Contract, *, staged: bool = False) -> pl.Expr:
-    """The typed value of a column, null where absent or not parseable. `staged`: the frame
-    already holds the identity number's body and check character (`<c>__body`, `<c>__check`,
-    see `staged`)."""
+    """The typed value of a column, null where absent or not parseable (its value type's,
+    `core/valuetypes.py`). `staged`: the frame already holds the identity number's body and
+    check character (`<c>__body`, `<c>__check`, see `staged`)."""
     s = text(column.name)
-    vt = column.value_type
-    if vt == "id":
-        if not staged:
-            return idnumbers.normalise(s)
+    if staged and column.value_type == "id":
         return idnumbers.normalise(
             s, pl.col(f"{column.name}__check"), pl.col(f"{column.name}__body")
         )
-    if vt in ("code", "county"):
-        return s.str.to_uppercase()
-    if vt == "date":
-        # one pattern for the layouts the department may use, then one parse of the digits
-        pattern = "|".join(DATE_PATTERNS[f] for f in contract.date_formats)
-        digits = s.str.replace_all("-", "", literal=True)
-        # the pattern leaves four digits of year: year 0 (there is none) is judged on them, so
-        # the date is parsed once (the streaming engine computes an expression again wherever
-        # it is named)
-        real = s.str.contains(pattern) & ~digits.str.starts_with("0000")
-        return pl.when(real).then(digits.str.strptime(pl.Date, "%Y%m%d", strict=False))
-    if vt == "month":
-        return pl.when(s.str.contains(MONTH_PATTERN)).then(
-            (s + "-01").str.strptime(pl.Date, "%Y-%m-%d", strict=False)
-        )
-    if vt == "money":  # exact: integer cents
-        whole = s.str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False)
-        frac = s.str.extract(r"\.(\d{1,2})$", 1).str.pad_end(2, "0").cast(pl.Int64, strict=False)
-        return pl.when(s.str.contains(MONEY_PATTERN)).then(whole * 100 + frac.fill_null(0))
-    if vt == "decimal":
-        return pl.when(s.str.contains(DECIMAL_PATTERN)).then(s.cast(pl.Float64, strict=False))
-    if vt == "int":
-        return pl.when(s.str.contains(INT_PATTERN)).then(s.cast(pl.Int64, strict=False))
-    if vt == "bool":
-        u = s.str.to_uppercase()
-        return pl.when(u.is_in(BOOL_TRUE)).then(True).when(u.is_in(BOOL_FALSE)).then(False)
-    return s  # text
+    return VALUE_TYPES[column.value_type].value(s, contract.date_formats)
 
 
 def key_text(columns: tuple[str, ...]) -> pl.Expr:

@@ -2,11 +2,12 @@
 
     generate(out, scale="county", quarters=[Quarter(2026, 3)], seed=1)
 
-writes `<out>/<quarter>/<dept>/<extract>.<ext>` for the twenty extracts of extracts.md §3 in the
+writes `<out>/<quarter>/<dept>/<extract>.<ext>` for every extract of extracts.md §3 in the
 departments' habits (`habits`), plus `<out>/<quarter>/_planted_errors.json`: per department and
 extract, the rows the gate must quarantine per reason (the planted bad rows), so that a test can
 assert exact quarantine counts; and `<out>/<quarter>/_planted_cases.json`: the planted positive
-and near-miss cases of every rule of policy.md §2 (`plants`; listed in docs/generator.md).
+and near-miss cases of every rule of policy.md §2 (`plants`, `households`; listed in
+docs/generator.md).
 
 Scales: `test` ≈ 2,000 residents, `county` ≈ 50,000 (鼓楼区), `city` ≈ 1,000,000 (Fuzhou's
 counties), `province` ≈ 42,000,000 (every county in force).

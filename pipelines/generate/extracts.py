@@ -1,4 +1,4 @@
-"""The twenty department extracts of one quarter, keyed on the same synthetic people.
+"""Every department extract of one quarter, keyed on the same synthetic people.
 
 Snapshot extracts (S) describe the state at `E` and draw on each person's stable uniforms
 (`u0`..`u7`, `hh_u`), so the same people appear quarter after quarter; event extracts (V) draw on

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import decimal
 import hashlib
 import json
 import random
@@ -43,6 +42,7 @@ from pipelines.core.cells import (
 from pipelines.core.contracts import Column, Contract, Rule
 from pipelines.core.layout import MANIFEST, Landing
 from pipelines.core.quarters import Quarter
+from pipelines.core.valuetypes import MONEY_STAGED, file_column
 from pipelines.gate.kinds import KINDS, CannotPlant, Check, CheckContext, compile_checks, kind_of
 
 QUARTER = Quarter(2026, 3)
@@ -50,15 +50,6 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗郑"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂华建国"
 FIXED_TIME = dt.datetime(2026, 10, 1, 8, 0, 0)
 Row = dict[str, str]
-
-
-def parse_bool(text: str) -> bool | None:
-    u = text.strip().upper()
-    if u in ("TRUE", "1", "Y", "是"):
-        return True
-    if u in ("FALSE", "0", "N", "否"):
-        return False
-    return None
 
 
 def _rule(column: Column, implementation: str) -> Rule | None:
@@ -340,54 +331,19 @@ def plant_several(
 
 # ------------------------------------------------------------------ typed cells
 def typed_column(contract: Contract, name: str, values: list[str], *, money_as: str = "decimal"):
-    """(values, polars dtype) of a column as a Parquet or Excel writer would hold them: dates as
-    dates, money as Decimal(18,2) or float, decimals as float, whole numbers as int, booleans as
-    bool. A column with any value that cannot be typed stays text (a file holds one type per
-    column, and a planted error must reach the gate as sent)."""
-    vt = contract.column(name).value_type
-    out: list = []
-    for v in values:
-        t = v.strip()
-        if t == "":
-            out.append(None)
-            continue
-        try:
-            out.append(_typed(vt, t, money_as, contract.date_formats))
-        except (ValueError, ArithmeticError):
-            return list(values), pl.String
-    dtype = {
-        "date": pl.Date,
-        "money": pl.Decimal(18, 2) if money_as == "decimal" else pl.Float64,
-        "decimal": pl.Float64,
-        "int": pl.Int64,
-        "bool": pl.Boolean,
-    }.get(vt)
-    if dtype is None:
+    """(values, polars dtype) of a column as a Parquet or Excel writer would hold them: each value
+    type as its staging tables' type (`core.valuetypes.file_column`: dates as dates, money as
+    Decimal(18,2), decimals as float, whole numbers as int, booleans as bool), money as float
+    where `money_as` says so (Excel's numbers). A column with any value that cannot be typed
+    stays text (a file holds one type per column, and a planted error must reach the gate as
+    sent)."""
+    cells = pl.Series(name, values, dtype=pl.String)
+    held = file_column(cells, contract.column(name).value_type, contract.date_formats)
+    if held is None:
         return list(values), pl.String
-    return out, dtype
-
-
-def _typed(vt: str, t: str, money_as: str, date_formats: Sequence[str]):
-    if vt == "date":
-        day = parse_date(t, date_formats)  # a compact date hrss may not send stays text
-        if day is None:
-            raise ValueError(t)
-        return day
-    if vt == "money":
-        d = decimal.Decimal(t)
-        if d.as_tuple().exponent < -2 or not d.is_finite():
-            raise ValueError(t)
-        return d.quantize(decimal.Decimal("0.01")) if money_as == "decimal" else float(d)
-    if vt == "decimal":
-        return float(t)
-    if vt == "int":
-        return int(t)
-    if vt == "bool":
-        b = parse_bool(t)
-        if b is None:
-            raise ValueError(t)
-        return b
-    return t
+    if money_as == "float" and held.dtype == MONEY_STAGED:
+        held = held.cast(pl.Float64)
+    return held.to_list(), held.dtype
 
 
 # ------------------------------------------------------------------ writers

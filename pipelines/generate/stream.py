@@ -6,9 +6,10 @@ and writes each extract column-wise with polars, appending chunk after chunk:
 
 - CSV: the chunk's UTF-8 CSV text, encoded as the department's habit asks (GB18030 for mps,
   a BOM before the first chunk for mca), one header; empty cells are written as nothing;
-- Parquet (nhsa settlements): the chunks are gathered and typed column-wise at the end (dates as
-  dates, money as Decimal(18,2); a column with a value that cannot be typed stays text, as in
-  `samples.typed_column`); manifests are written once every file is complete.
+- Parquet (nhsa settlements): the chunks are gathered and typed column-wise at the end, as
+  `samples.typed_column` types them (`core.valuetypes.file_column`: dates as dates, money as
+  Decimal(18,2); a column with a value that cannot be typed stays text); manifests are written
+  once every file is complete.
 
 What stays unique across chunks: persons and households are numbered on from the previous
 chunk (so `hukou_no`, `case_id`, vehicle, property, house and entity ids are unique), identity
@@ -35,6 +36,7 @@ from pipelines.core import contracts
 from pipelines.core.contracts import Contract
 from pipelines.core.layout import Landing
 from pipelines.core.quarters import Quarter
+from pipelines.core.valuetypes import file_column
 from pipelines.generate import extracts, habits, plants, province, samples
 
 # (dept, extract) -> (id column, prefix, digits) of ids numbered 0, 1, … within a quarter
@@ -109,29 +111,9 @@ def _typed_frame(contract: Contract, frame: pl.DataFrame) -> pl.DataFrame:
     """Column-wise `samples.typed_column` (money as Decimal(18,2)) for the Parquet habit."""
     out = []
     for name in frame.columns:
-        s = frame[name]
-        t = s.str.strip_chars()
-        empty = t == ""
-        vt = contract.column(name).value_type
-        typed = None
-        if vt == "date":
-            formats = {"YYYY-MM-DD": "%Y-%m-%d", "YYYYMMDD": "%Y%m%d"}
-            parsed = [
-                t.str.to_date(formats[f], strict=False)
-                for f in contract.date_formats
-                if f in formats
-            ]
-            typed = pl.select(pl.coalesce(parsed)).to_series() if parsed else None
-        elif vt == "money":
-            ok = t.str.contains(r"^-?\d+(\.\d{1,2})?$")
-            typed = t.cast(pl.Decimal(18, 2), strict=False) if (ok | empty).all() else None
-        elif vt in ("decimal", "int"):
-            typed = t.cast(pl.Float64 if vt == "decimal" else pl.Int64, strict=False)
-        if typed is not None and (typed.is_not_null() | empty).all():
-            out.append(pl.when(empty).then(None).otherwise(typed).alias(name))
-        else:
-            out.append(s.alias(name))
-    return frame.select(out)
+        held = file_column(frame[name], contract.column(name).value_type, contract.date_formats)
+        out.append(frame[name] if held is None else held)
+    return pl.DataFrame(out)
 
 
 class _Sink:

@@ -1,4 +1,4 @@
-"""The policy stage: derived facts and the 19 rules over what the gate accepted (policy.md).
+"""The policy stage: derived facts and every rule over what the gate accepted (policy.md).
 
 In:  the gate's results `<out>/<q>/gate/*.json` and staging tables
      `<out>/<q>/staging/<dept>/<extract>.parquet` of the quarter and of the three before it (the

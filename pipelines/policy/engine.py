@@ -8,7 +8,7 @@ nothing else. DuckDB is the default (embedded, one process); Spark (`policy/spar
 same texts translated from the portable subset (`policy/portable.py`). `ENGINES` names both.
 
 Column types are given as the contracts' value types (docs/contracts.md) plus `json`; each
-engine maps them to its own.
+engine maps them to its own (`Engine.TYPES`: DuckDB's here, Spark's translated from them).
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import sqlglot
 
 from pipelines.policy import portable
-from pipelines.policy.engine import DEFAULT_MEMORY, Engine, bind
+from pipelines.policy.engine import DEFAULT_MEMORY, DuckDBEngine, Engine, bind
 
 # a local session for tests and `safetynet run --engine spark` on one machine: few shuffle
 # partitions (the default 200 would make 200 tasks of a handful of rows), ANSI SQL (overflow and
@@ -89,19 +90,12 @@ class SparkEngine(Engine):
     """Spark SQL behind the engine seam."""
 
     name = "spark"
+    # DuckDB's column types in Spark's spelling (sqlglot translates them, as it does the SQL),
+    # but JSON: Spark has no such type, and evidence is text built once (portable.py)
     TYPES = {
-        "id": "STRING",
-        "text": "STRING",
-        "code": "STRING",
-        "county": "STRING",
-        "date": "DATE",
-        "month": "DATE",
-        "money": "DECIMAL(18, 2)",
-        "bool": "BOOLEAN",
-        "int": "BIGINT",
-        "decimal": "DOUBLE",
-        "json": "STRING",  # evidence as text: Spark builds it from structs, once (portable.py)
-    }
+        value_type: sqlglot.exp.DataType.build(duckdb_type, dialect="duckdb").sql("spark")
+        for value_type, duckdb_type in DuckDBEngine.TYPES.items()
+    } | {"json": "STRING"}
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ brackets may be left out), a value without a
 `from` date, a relative change that is not `+N%`/`-N%`, an absolute value of the wrong kind or
 shape.
 
-`run` compares two evaluations of the 19 rules on a published quarter (the landing folder is not
+`run` compares two evaluations of every rule on a published quarter (the landing folder is not
 read again): the baseline, with the parameters in effect on the quarter's end `E` (the published
 quarter's own: its saved evaluation, `saved.py`, while it holds; else evaluated again from the
 staging tables), and the reform, with every reformed parameter as the reform has it in effect on

@@ -24,12 +24,10 @@ from __future__ import annotations
 import polars as pl
 
 from pipelines.core.quarters import Quarter
-from pipelines.core.resources import sql_file
+from pipelines.core.resources import LIFECYCLE_SQL
 from pipelines.policy.engine import DuckDBEngine, Engine
 
-OPEN = ("NEW", "RECURRING", "ESCALATED", "CARRIED_OVER")
 RAISED = ("NEW", "RECURRING", "ESCALATED")
-PRECEDENCE = ("ASSISTED", "TERMINATED", "NOT_ELIGIBLE", "IN_PROGRESS", "UNREACHABLE")
 LIFECYCLE_SCHEMA = {
     "quarter": pl.String,
     "warning_key": pl.String,
@@ -51,22 +49,6 @@ FEEDBACK_SCHEMA = {
 }
 
 
-def decide_feedback(feedback: pl.DataFrame) -> pl.DataFrame:
-    """One answer per key: the latest `action_date`, ties by PRECEDENCE (domain.md)."""
-    if feedback.is_empty():
-        return pl.DataFrame(schema={"warning_key": pl.String, "action": pl.String})
-    rank = pl.col("action").replace_strict(
-        {a: i for i, a in enumerate(PRECEDENCE)}, return_dtype=pl.Int64
-    )
-    return (
-        feedback.with_columns(rank.alias("_rank"))
-        .sort("warning_key", "action_date", "_rank", descending=[False, True, False])
-        .group_by("warning_key", maintain_order=True)
-        .first()
-        .select("warning_key", "action")
-    )
-
-
 def advance(
     quarter: Quarter,
     raised: pl.DataFrame,
@@ -81,8 +63,8 @@ def advance(
     """The quarter's lifecycle rows. `raised` has `warning_key`, `rule_id`, `routed_to`,
     `county_code`; `feedback` the gate-accepted rows (`warning_key`, `action`, `action_date`);
     `previous` the lifecycle rows of the previous processed quarter (or None). The comparison
-    is `sql/lifecycle.sql`, run in `engine` (the policy stage's kind of session; without one, a
-    DuckDB session of its own)."""
+    is `lifecycle.sql` (beside this module), run in `engine` (the policy stage's kind of
+    session; without one, a DuckDB session of its own)."""
     last_suppressed = quarter
     for _ in range(dismissal_quarters - 1):
         last_suppressed = last_suppressed.next()
@@ -106,7 +88,7 @@ def advance(
         for name, frame in tables.items():
             session.table_from_arrow(name, frame.to_arrow())
         rows = session.arrow(
-            sql_file("lifecycle").read_text(encoding="utf-8"),
+            LIFECYCLE_SQL.read_text(encoding="utf-8"),
             {
                 "quarter": str(quarter),
                 "escalate_after": escalate_after,

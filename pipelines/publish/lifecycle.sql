@@ -1,5 +1,5 @@
 -- The quarter's warning_lifecycle rows, one per key (domain.md, "dynamic monitoring"; the
--- decision in order is written out in pipelines/publish/lifecycle.py). Reads the tables the
+-- decision in order is written out in lifecycle.py, beside this file, which runs it). Reads the tables the
 -- publishing step puts in the engine: `raised` (the quarter's warnings), `evaluated_rules`,
 -- `feedback` (the answers the gate accepted) and `previous` (the previous processed quarter's
 -- lifecycle rows). $quarter, $escalate_after, $last_suppressed (the last quarter a dismissal

@@ -14,13 +14,13 @@ from pipelines.core import contracts, gbt2260
 from pipelines.core.quarters import Quarter
 from pipelines.gate import extract as gate
 from pipelines.generate import (
-    PLANTED_ERRORS,
     feedback,
     generate,
     planted_errors,
     plants,
     province,
 )
+from pipelines.generate.habits import PLANTED_ERRORS
 from pipelines.generate.plants import PLANTED_CASES
 from pipelines.orchestration import cli
 from tests.gating import run_gate
@@ -305,3 +305,24 @@ def test_province_same_seed_same_bytes(chunked: Path, tmp_path: Path, monkeypatc
     again = tmp_path / "again"
     generate(again, "province", [Q3], SEED)
     assert digests(again) == digests(chunked)
+
+
+def test_feedback_is_not_planted_against_an_escalation_count_its_outcomes_were_not_worked_for(
+    monkeypatch,
+):
+    """The planted feedback's expected outcomes follow `escalate_after_quarters` 3: a run over
+    quarters where 4 is in effect is refused naming the parameter, not planted with wrong
+    outcomes; before the new value takes effect the same quarters plan as before."""
+    import dataclasses
+    import datetime as dt
+
+    from pipelines.core import parameters
+
+    shipped = parameters.parameters()
+    name = "escalate_after_quarters"
+    p = shipped[name]
+    later = dataclasses.replace(p, values=(*p.values, (dt.date(2026, 8, 1), 4)))
+    monkeypatch.setattr(parameters, "parameters", lambda directory=None: shipped | {name: later})
+    assert feedback.plan([Quarter(2026, 1), Quarter(2026, 2)], {}) is not None
+    with pytest.raises(ValueError, match=name):
+        feedback.plan([Quarter(2026, 2), Quarter(2026, 3)], {})

@@ -3,7 +3,7 @@ comparison (`pipelines/publish/lifecycle.sql`, package data of `pipelines.publis
 Docs' vendored scripts and styles (`pipelines/gate/datadocs_static/`, package data of
 `pipelines.gate`).
 
-They stay at the top of the repository, where the province edits them (STYLE.md), and ship inside
+They stay at the top of the repository, where the province edits them, and ship inside
 the package: `pyproject.toml` maps them to `pipelines/_data/` in a wheel, so `pip install .`
 carries them. A checkout (or an editable install) reads them where they are.
 """

@@ -52,6 +52,10 @@ class ValueType:
     # checks it natively: `gate/kinds.py`); a date or a month must also be a real day
     pattern: ClassVar[str | None] = None
     in_file: ClassVar[bool] = False  # a typed file holds it as `staged`; else as text
+    # the kinds of Parquet column it may arrive in (`gate/reader.py` names a column's kind),
+    # each checked by the value it holds (extracts.md §2); any other is the wrong column or a
+    # broken export. Pandas writes whole numbers as floats beside nulls: every number kind.
+    parquet_kinds: ClassVar[frozenset[str]] = frozenset({"text", "integer", "float", "decimal"})
 
     def value(self, text: pl.Expr, date_formats: Sequence[str]) -> pl.Expr:
         return text
@@ -78,6 +82,7 @@ class County(Code):
 
 class IdNumber(ValueType):
     name = "id"
+    parquet_kinds = frozenset({"text"})  # a number cannot hold the check character X
 
     def value(self, text, date_formats):
         return idnumbers.normalise(text)
@@ -85,6 +90,7 @@ class IdNumber(ValueType):
 
 class Date(ValueType):
     name, staged, in_file = "date", pl.Date, True
+    parquet_kinds = frozenset({"text", "date"})
 
     def value(self, text, date_formats):
         # one pattern for the layouts the department may use, then one parse of the digits
@@ -100,6 +106,7 @@ class Date(ValueType):
 class Month(ValueType):
     # a typed file's date cell is a day, not a month: a file holds months as text
     name, staged = "month", pl.Date
+    parquet_kinds = frozenset({"text", "date"})
 
     def value(self, text, date_formats):
         return pl.when(text.str.contains(MONTH_PATTERN)).then(
@@ -142,6 +149,7 @@ class WholeNumber(ValueType):
 
 class Boolean(ValueType):
     name, staged, in_file = "bool", pl.Boolean, True
+    parquet_kinds = ValueType.parquet_kinds | {"boolean"}
     true: ClassVar[tuple[str, ...]] = ("TRUE", "1", "Y", "是")
     false: ClassVar[tuple[str, ...]] = ("FALSE", "0", "N", "否")
 

@@ -24,6 +24,7 @@ import polars as pl
 
 from pipelines.core.contracts import Contract
 from pipelines.core.layout import EXTRACT_FORMATS
+from pipelines.core.valuetypes import VALUE_TYPES
 
 ROW_NUMBER = "row_number"
 _READ_CHUNK_BYTES = 1 << 24  # files are read 16 MiB at a time: hashed, decoded, copied
@@ -131,27 +132,6 @@ def _kind_of_type(dtype: pl.DataType) -> str:
     return str(dtype)
 
 
-# The Parquet types a column of each value type may arrive in (checked by the value it holds,
-# extracts.md §2); any other type is the wrong column or a broken export.
-_NUMBER_KINDS = {
-    "integer",
-    "float",
-    "decimal",
-}  # pandas writes whole numbers as floats beside nulls
-_PARQUET_KINDS = {
-    "id": {"text"},  # a number cannot hold the check character X
-    "text": {"text", *_NUMBER_KINDS},
-    "code": {"text", *_NUMBER_KINDS},
-    "county": {"text", *_NUMBER_KINDS},
-    "int": {"text", *_NUMBER_KINDS},
-    "money": {"text", *_NUMBER_KINDS},
-    "decimal": {"text", *_NUMBER_KINDS},
-    "bool": {"text", "boolean", *_NUMBER_KINDS},
-    "date": {"text", "date"},
-    "month": {"text", "date"},
-}
-
-
 def _parquet_types(
     path: Path, headers: list[str], renames: dict[str, str], contract: Contract, where: str
 ) -> list[FileProblem]:
@@ -162,7 +142,7 @@ def _parquet_types(
         if name not in {c.name for c in contract.columns}:
             continue
         kind = _kind_of_type(schema[header])
-        allowed = _PARQUET_KINDS[contract.column(name).value_type]
+        allowed = VALUE_TYPES[contract.column(name).value_type].parquet_kinds
         if kind not in allowed:
             found.append(
                 FileProblem(

@@ -41,8 +41,8 @@ from pipelines.core import contracts
 from pipelines.core.layout import Landing
 from pipelines.core.quarters import Quarter
 from pipelines.generate import extracts, feedback, habits, plants, province, samples, stream
+from pipelines.generate.habits import PLANTED_ERRORS
 
-PLANTED_ERRORS = "_planted_errors.json"
 CHUNKED = ("province",)  # built and written county by county (`stream`)
 
 

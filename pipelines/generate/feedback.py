@@ -33,7 +33,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.core import contracts, pseudonym
+from pipelines.core import contracts, parameters, pseudonym
 from pipelines.core.departments import COORDINATION
 from pipelines.core.layout import MANIFEST, Landing
 from pipelines.core.quarters import Quarter
@@ -41,6 +41,9 @@ from pipelines.generate import habits, samples
 from pipelines.policy.catalogue import catalogue
 
 PLANTED_FEEDBACK = "_planted_feedback.json"
+# The lifecycle parameters the schedule's expected outcomes were worked out for: a run over
+# quarters where another value is in effect is refused, rather than planted with wrong outcomes.
+WRITTEN_FOR = {"escalate_after_quarters": 3, "dismissal_quarters": 2}
 FEEDBACK_FILE = "feedback.csv"
 UNKNOWN_KEY = "PNI_EDUCATION_AID-0000000000000000"
 UNKNOWN_REASON = "warning_key.unknown_warning"
@@ -167,6 +170,14 @@ def plan(
 ) -> dict[Quarter, tuple[dict[str, list[dict]], list[dict]]]:
     """Quarter -> (department -> feedback rows, the sidecar's entries)."""
     run = sorted(quarters)
+    for name, value in WRITTEN_FOR.items() if run else ():
+        in_effect = parameters.parameters()[name].in_effect(run[0].start, run[-1].end)
+        if any(int(v) != value for v in in_effect):
+            raise ValueError(
+                f"the planted feedback's outcomes (generate/feedback.py SCHEDULE) were worked "
+                f"out for {name} = {value}; rules/parameters/{name}.yaml has {in_effect} in "
+                f"{run[0]}..{run[-1]}: work them out again for it"
+            )
     routed = {r.rule_id: r.routed_to for r in catalogue()}
     positives = [_positives(cases.get(q, [])) for q in run]
     out: dict[Quarter, tuple[dict[str, list[dict]], list[dict]]] = {}

@@ -33,6 +33,9 @@ from pipelines.core.quarters import Quarter
 from pipelines.gate.checks import CheckContext, compile_checks
 from pipelines.generate import samples
 
+# beside the department folders: the rows each extract had broken, by reason (`samples.plant`)
+PLANTED_ERRORS = "_planted_errors.json"
+
 BAD_SHARE = 0.001
 MIN_ROWS_FOR_BAD = 100
 XLSX_MAX_ROWS = 1_048_575  # data rows under one header row

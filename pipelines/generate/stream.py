@@ -225,9 +225,7 @@ def generate_chunked(
                 log(f"{q} {contract.name}: {sink.rows:,} rows -> {sink.path.name}")
         for dept, files in manifests.items():
             samples.write_manifest(Landing(out).folder(q, dept), files, department=dept, quarter=q)
-        from pipelines.generate import PLANTED_ERRORS
-
-        Landing(out).sidecar(q, PLANTED_ERRORS).write_text(
+        Landing(out).sidecar(q, habits.PLANTED_ERRORS).write_text(
             json.dumps(planted, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
             encoding="utf-8",
         )

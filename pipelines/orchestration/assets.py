@@ -3,7 +3,7 @@ and turns its result into Dagster metadata and asset checks.
 
 | asset | stage step | check |
 | --- | --- | --- |
-| `<dept>/<extract>` (20) | `gate.stage.gate_extract` | `contract` (ERROR: registry, roster) |
+| `<dept>/<extract>` (each) | `gate.stage.gate_extract` | `contract` (ERROR: registry, roster) |
 | `gate/feedback` | `gate.stage.gate_feedback` | — |
 | `gate/extract_quality` | `gate.stage.account` | — |
 | `policy/warnings` | `policy.stage.evaluate_quarter` | `every_rule_evaluated` |
@@ -262,7 +262,7 @@ def policy_asset(extract_keys: list[AssetKey]):
         group_name=POLICY,
         deps=extract_keys,
         description="The quarter's comparison (policy.md): derived facts in DuckDB (or Spark) "
-        "over the accepted rows, the 19 rules of rules/catalogue, warnings with evidence, "
+        "over the accepted rows, every rule of rules/catalogue, warnings with evidence, "
         "rule_runs and data findings.",
         check_specs=[
             AssetCheckSpec(

@@ -116,8 +116,8 @@ class Engine(abc.ABC):
 
 
 class DuckDBEngine(Engine):
-    """DuckDB in memory, spilling to `temp_directory` past `memory_limit` (ENGINEERING.md), on
-    `threads` threads (default: one per core)."""
+    """DuckDB in memory, spilling to `temp_directory` past `memory_limit` (so a province's joins
+    stay clear of the OOM killer), on `threads` threads (default: one per core)."""
 
     name = "duckdb"
     TYPES = {

@@ -462,3 +462,20 @@ def test_every_check_kind_gives_every_part_and_a_new_one_cannot_forget_one():
     with pytest.raises(TypeError, match="plant"):
         kinds.register(Forgetful)
     assert "forgetful" not in kinds.KINDS
+
+
+def test_every_cache_is_named_in_the_architecture_page():
+    """docs/architecture.md, "Module state", names every cached function of the package: a cache
+    is module state, and a reader must find all of it in one place."""
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = page[page.index("**Module state.**") : page.index("## The seams")]
+    caches = []
+    for path in MODULES:
+        for node in ast.walk(_tree(path)):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for decorator in node.decorator_list:
+                called = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if ast.unparse(called).split(".")[-1] in ("cache", "lru_cache", "cached_property"):
+                    caches.append(f"{path.stem}.{node.name}")
+    assert caches and [c for c in caches if f"`{c}`" not in named] == []

@@ -220,7 +220,7 @@ def test_a_new_dated_value_of_the_parameters_moves_the_planted_cases_with_it(
     landing, out = tmp_path / "landing", tmp_path / "out"
     generate(landing, "county", [q], SEED)
     gate_quarter(landing, out, q)
-    raised = _raised(rules.evaluate(facts.Sources.from_out(out, q), pseudonym_key_module))
+    raised = _raised(rules.evaluate_sources(facts.Sources.from_out(out, q), pseudonym_key_module))
     cases = json.loads((landing / str(q) / PLANTED_CASES).read_text(encoding="utf-8"))
     assert {c["rule_id"] for c in cases} == {r.rule_id for r in rule_catalogue.catalogue()}
     for case in cases:

@@ -8,7 +8,8 @@ table, rows sorted), per quarter for the files. `tests/digests/county.json` hold
 the outputs had when they were last known right; a change that alters a warning, a status or a
 count changes a digest, and the test says which.
 
-To record new digests after a change that is meant to alter the outputs (an issue asks for it):
+`python -m tests.digest` lists the outputs whose digest changed, the new ones and those gone;
+to record new digests after a change that is meant to alter the outputs (an issue asks for it):
     python -m tests.digest --write
 """
 
@@ -72,6 +73,15 @@ def stored() -> dict[str, str]:
     return json.loads(STORED.read_text(encoding="utf-8"))
 
 
+def compare(found: dict[str, str], recorded: dict[str, str]) -> dict[str, list[str]]:
+    """The outputs whose digest `changed`, the `new` ones and those `gone`, each sorted."""
+    return {
+        "changed": sorted(n for n in recorded.keys() & found.keys() if found[n] != recorded[n]),
+        "new": sorted(found.keys() - recorded.keys()),
+        "gone": sorted(recorded.keys() - found.keys()),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     import tempfile
 
@@ -80,12 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         found = digests(run(Path(tmp)))
+    differ = compare(found, stored() if STORED.is_file() else {})
+    for what, names in differ.items():
+        print(f"{what}: {len(names)}", *(f"  {n}" for n in names), sep="\n")
     if args.write:
         STORED.parent.mkdir(parents=True, exist_ok=True)
         STORED.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         print(f"wrote {len(found)} digests to {STORED}")
-    else:
-        print(json.dumps(found, indent=1, sort_keys=True))
     return 0
 
 

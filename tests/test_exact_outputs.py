@@ -9,8 +9,8 @@ from tests import digest
 
 def test_a_county_half_year_gives_the_recorded_routed_files_and_warehouse_rows(tmp_path):
     found = digest.digests(digest.run(tmp_path))
-    recorded = digest.stored()
-    assert sorted(found) == sorted(recorded), "outputs missing or new"
-    changed = sorted(name for name in recorded if found[name] != recorded[name])
-    assert not changed, f"outputs changed: {changed} (python -m tests.digest prints them all)"
+    differ = digest.compare(found, digest.stored())
+    assert differ == {"changed": [], "new": [], "gone": []}, (
+        f"outputs differ: {differ} (python -m tests.digest lists them)"
+    )
     assert any(name.endswith("county_coordination/350102.csv") for name in found)

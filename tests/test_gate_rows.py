@@ -265,3 +265,20 @@ def test_one_case_disagreeing_quarantines_all_its_members_and_no_other(landing, 
     _write(landing, contract, rows)
     run = run_gate(contract, landing, out)
     assert run.reasons_by_row() == {i + 1: {"case_id.case_disagreement"} for i in members}
+
+
+def test_a_quality_rule_giving_a_reason_another_check_gives_refuses_the_contract():
+    """Two checks under one reason could not be told apart in the quarantine, the accounting or
+    the Great Expectations suite: the contract is refused, naming it and the reason."""
+    import dataclasses
+
+    contract = all_contracts()[("moe", "students")]
+    column = next(c for c in contract.columns if c.codes)
+    twin = dataclasses.replace(column.rules[0], id=f"{column.name}.required")
+    changed = dataclasses.replace(column, required=True, rules=(*column.rules, twin))
+    broken = dataclasses.replace(
+        contract, columns=tuple(changed if c is column else c for c in contract.columns)
+    )
+    compile_checks(contract, _ctx(contract))  # as shipped: every reason once
+    with pytest.raises(ValueError, match=rf"moe\.students: .*{column.name}\.required"):
+        compile_checks(broken, _ctx(broken))

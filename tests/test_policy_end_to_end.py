@@ -92,19 +92,21 @@ def test_every_planted_case_is_found_and_no_near_miss_raised(processed, quarter)
     cases = json.loads((landing / str(quarter) / PLANTED_CASES).read_text(encoding="utf-8"))
     raised = _raised(evaluation)
     planted: dict[tuple[str, str], set[str]] = {}
+    roles: dict[tuple[str, str], set[str]] = {}  # for the messages: the cases' names, not numbers
     for case in cases:
         if case["rule_id"] in skipped:
             continue  # raises nothing: checked below
         kind = "HOUSEHOLD" if "household_source" in case else "PERSON"
         subject = (case["subject"], kind)
         planted.setdefault(subject, set())
+        roles.setdefault(subject, set()).add(case["role"])
         found = case["rule_id"] in raised.get(subject, set())
         assert found == (case["expect"] == "warning"), case
         if case["expect"] == "warning":
             planted[subject].add(case["rule_id"])
     # no unplanted warning on a planted subject: what it raises is exactly what was planted
     for subject, rule_ids in planted.items():
-        assert raised.get(subject, set()) == rule_ids, subject
+        assert raised.get(subject, set()) == rule_ids, f"planted {sorted(roles[subject])}"
     assert not set(evaluation.warnings["rule_id"]) & skipped
     rules_planted = {c["rule_id"] for c in cases if c["expect"] == "warning"}
     if quarter == QUARTERS[-1]:

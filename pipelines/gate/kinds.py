@@ -841,6 +841,15 @@ def compile_checks(contract: Contract, ctx: CheckContext) -> list[Check]:
             _rule_kind(contract, r, "row_rule", "schema").check_for(contract, None, r, ctx)
         )
     checks.append(key.check_for(contract, None, None, ctx))
+    # a reason names one check: the quarantine, the accounting and the Great Expectations suite
+    # count and flag rows by it
+    reasons = [c.reason for c in checks]
+    twice = sorted({r for r in reasons if reasons.count(r) > 1})
+    if twice:
+        raise ValueError(
+            f"{contract.name}: more than one check gives the reason {', '.join(twice)}: give "
+            "each quality rule an `id` no other check of its column has"
+        )
     return checks
 
 

@@ -479,3 +479,11 @@ def test_every_cache_is_named_in_the_architecture_page():
                 if ast.unparse(called).split(".")[-1] in ("cache", "lru_cache", "cached_property"):
                     caches.append(f"{path.stem}.{node.name}")
     assert caches and [c for c in caches if f"`{c}`" not in named] == []
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py")))
+def test_a_folders_opening_names_every_module_in_it(folder):
+    """Each folder's `__init__` lists its modules: a reader finds every room from the door."""
+    doc = ast.get_docstring(_tree(PACKAGE / folder / "__init__.py")) or ""
+    modules = sorted(p.stem for p in (PACKAGE / folder).glob("*.py") if p.stem != "__init__")
+    assert [m for m in modules if f"`{m}`" not in doc] == []

@@ -1076,7 +1076,7 @@ def _fuzz_rows(contract, rng: random.Random, n: int) -> list[list[str]]:
 
 
 def test_ge_and_the_gate_agree_on_every_check_of_every_contract(tmp_path):
-    """Valid rows from the contract (tests/factories.py), one row broken per check, then rows
+    """Valid rows from the contract (`generate/samples.py`), one row broken per check, then rows
     drawn from pools of good and bad values (full-width digits, 15-digit numbers, ...)."""
     rng = random.Random(20260930)
     landing, out = tmp_path / "landing", tmp_path / "out"

@@ -25,7 +25,7 @@ output folder `<out>/` (outputs.md). No other module spells a path; each asks th
 ```
 
 A path recorded inside `<out>/` (the gate's results, the saved facts' record) is relative to
-`<out>/` (`Outputs.written`, `Outputs.read`): the folder can be copied, moved or restored from a
+`<out>/` (`Outputs.written`): the folder can be copied, moved or restored from a
 backup and still reads its own files.
 
 Which table a stage writes under `tables/` is named by that stage (`TABLES` below lists them all,
@@ -218,11 +218,6 @@ class Outputs:
         A path outside `<out>/` is recorded as it is."""
         path, root = Path(path), Path(self.root)
         return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
-
-    def read(self, written: str) -> Path:
-        """The path a file inside `<out>/` recorded (`written`), in this output folder. An
-        absolute one (outside `<out>/`, or recorded by an earlier safetynet) stays as it is."""
-        return Path(self.root) / written
 
     def quarters(self) -> list[str]:
         """The quarters with a folder, oldest first."""

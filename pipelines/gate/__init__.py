@@ -18,10 +18,13 @@ Modules, in the order data meets them:
 - `checks` — a contract compiled to checks and evaluated over a frame; rows compared settled;
 - `extract` — one extract through the gate: staging, quarantine, accounting;
 - `expectations` — the same checks as a Great Expectations suite, validated batch by batch;
+- `custom_expectations` — the checks GE has no equivalent of, as GE expectations whose metrics
+  run the gate's own Polars code;
 - `datadocs` — GE's Data Docs built quarter by quarter, made to open with no network (vendored
   scripts and styles);
 - `gx_patches`, `gx_store`, `gx_deferred` — where Great Expectations is worked around, in one
-  room: `gx_patches` lists every workaround with the GE version it was written against and holds
+  room: `gx_patches` lists every workaround replacing GE code, with the GE version it was
+  written against, and holds
   the patches of GE's internals (one context manager); `gx_store` keeps GE's project, suites and
   results without GE's slow steps; `gx_deferred` loads what GE imports and no contract uses on
   first use;

@@ -41,17 +41,24 @@ class ExtractResult:
     extra_columns: list[str] = field(default_factory=list)
     reason_rows: dict[str, int] = field(default_factory=dict)  # reason -> rows carrying it
     reason_examples: dict[str, list[str]] = field(default_factory=dict)  # masked
-    # relative to <out> (`Outputs.written`), read by `staged` and `quarantined`
+    # where the gate wrote the tables, relative to <out> (`Outputs.written`), for a reader of
+    # the file; the stages find them through `staged` and `quarantined`
     staging_path: str | None = None
     quarantine_path: str | None = None
 
     def staged(self, out: Path) -> Path | None:
-        """The accepted rows' table in the output folder `out` (None: no row was accepted)."""
-        return Outputs(out).read(self.staging_path) if self.staging_path else None
+        """The accepted rows' table in the output folder `out` (None: no row was accepted),
+        where the layout puts it: also when an earlier safetynet recorded the whole path of the
+        folder this one was copied from."""
+        if not self.staging_path:
+            return None
+        return Outputs(out).quarter(self.quarter).staging(self.department, self.extract)
 
     def quarantined(self, out: Path) -> Path | None:
         """The quarantined rows' table in the output folder `out` (None: none quarantined)."""
-        return Outputs(out).read(self.quarantine_path) if self.quarantine_path else None
+        if not self.quarantine_path:
+            return None
+        return Outputs(out).quarter(self.quarter).quarantine(self.department, self.extract)
 
     def quality_row(self) -> dict:
         row = asdict(self)

@@ -1,6 +1,8 @@
 """Where safetynet works around Great Expectations: every patch of GE's internals, behind one
-context manager (`patched`), and the table of every workaround (`WORKAROUNDS`) with the GE
-version it was written against and what of GE's code it replaces.
+context manager (`patched`), and the table (`WORKAROUNDS`) of every workaround that replaces GE
+code, with the GE version it was written against and a digest of the code it replaces. (The two
+others carry their own guard: `gx_deferred`, and `datadocs`' rewriting of GE's templates, which
+refuses a template that no longer holds the text it rewrites.)
 
 GE's own bookkeeping was most of a small extract's validation, and its Data Docs index read every
 stored result of every quarter again. GE offers no option for either, so for the time of one call
@@ -26,7 +28,7 @@ template that no longer holds the text it rewrites). Each row of
 `WORKAROUNDS` names the GE functions it replaces or reads as GE does, with a digest of their
 source in the version it was written for: tests/test_gx_patches.py fails when GE's source no
 longer has that digest, so a GE upgrade is checked against each workaround before it is taken
-(`great-expectations==1.24.1`, pinned in pyproject.toml).
+(`GE_VERSION`, the release pinned in pyproject.toml).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Great Expectations' project at `<out>/gx`, kept as GE keeps it but without its slow steps: one
-of GE's workarounds (`gx_patches.WORKAROUNDS` lists them all, with what of GE's each replaces).
+of GE's workarounds (`gx_patches.WORKAROUNDS` lists each with the GE code it replaces).
 
 - The project: opened quiet (no usage statistics, progress bars or configuration variables), its
   Data Docs site offline (`datadocs`) at `<out>/data_docs`, recorded relative to the project so

@@ -11,6 +11,8 @@ Out: `<out>/<q>/policy/warnings.parquet` (the raised warnings with identity numb
 
 Modules:
 - `engine` — the engine seam: what the stage asks of a SQL engine; DuckDB behind it;
+- `portable` — the portable SQL subset the texts are written in, translated for Spark (sqlglot);
+- `spark` — the Spark engine behind the same seam;
 - `facts` — the staging tables loaded into the engine, the parameters bound, the fact models;
 - `catalogue` — the rules as data, their declarations checked against their SQL;
 - `evaluate` — the one evaluator: every rule in order, NOT_EVALUATED with its reason, warnings

@@ -50,9 +50,6 @@ from pipelines.policy import evaluate as rules
 from pipelines.policy import facts
 from pipelines.policy.engine import Engine
 
-# the staging tables' column types, as the gate writes them
-POLARS_TYPES = {name: value_type.staged for name, value_type in VALUE_TYPES.items()}
-
 
 def _defaults(q: Quarter, n: int) -> dict[str, dict[str, Any]]:
     """Column defaults per extract, for the rows a case does not spell out; `n` numbers ids."""
@@ -278,7 +275,7 @@ def build(case: Case, folder: Path) -> Built:
                 status[key] = "FAILED"
                 continue
             status[key] = "PASSED"
-            schema = {c.name: POLARS_TYPES[c.value_type] for c in contract.columns}
+            schema = {c.name: VALUE_TYPES[c.value_type].staged for c in contract.columns}
             rows = [
                 {c: _value(r.get(c), schema[c]) for c in schema}
                 for r in tables.get((str(loaded), name), [])
